@@ -1,0 +1,55 @@
+"""The ``emotion-edge`` command line: one entry point, one subcommand per stage.
+
+Each subcommand lives beside its stage (``train/cli.py`` …) as ``add_arguments(parser)``
+and ``run(args)``; their modules are imported only when that subcommand runs, so
+``emotion-edge info`` stays fast and works without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from . import __version__
+
+#: subcommand -> (module holding add_arguments/run, one-line help)
+SUBCOMMANDS = {
+    "train": ("emotion_edge.train.cli", "train a model on FER2013"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emotion-edge", description="Facial emotion recognition, fast on edge devices.")
+    parser.add_argument("--version", action="version", version=f"emotion-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import EmotionEdgeError
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except EmotionEdgeError as exc:
+        print(f"emotion-edge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"emotion-edge {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,331 @@
+"""Data sets: FER2013 (Kaggle CSV), FER+ crowd labels, and image folders.
+
+Everything here needs only NumPy and Pillow, so benchmarks and evaluation can use it
+without TensorFlow. Images come out as ``uint8`` arrays ``(N, H, W)`` (gray) or
+``(N, H, W, 3)``; labels as ``int64`` indices into a label tuple.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import logging
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime.errors import BadImageError, DataError
+from ..runtime.image import read_image, resize, to_gray
+from ..runtime.labels import FER2013_LABELS, FERPLUS_LABELS, canonical_label
+
+log = logging.getLogger(__name__)
+
+FER_SIZE = 48
+FER_PIXELS = FER_SIZE * FER_SIZE
+#: FER2013's ``Usage`` values and the split names we use for them.
+USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+SPLITS = ("train", "val", "test")
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "publictest": "val",
+    "test": "test", "privatetest": "test",
+}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
+FERPLUS_VOTE_COLUMNS = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+)
+
+
+@dataclass
+class Split:
+    """One split of a data set: images, hard labels and (optionally) soft labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+    labels: tuple[str, ...]
+    soft: np.ndarray | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.y, minlength=len(self.labels))
+
+
+def canonical_split(name: str) -> str:
+    key = name.strip().lower()
+    if key not in SPLIT_ALIASES:
+        raise DataError(f"unknown split {name!r}; use one of: train, val (PublicTest), test (PrivateTest)")
+    return SPLIT_ALIASES[key]
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("EMOTION_EDGE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "emotion-edge"
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _parse_pixels(text: str, where: str) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            values = np.fromstring(text, dtype=np.int32, sep=" ")
+    except (ValueError, DeprecationWarning):
+        raise DataError(f"{where}: pixels must be {FER_PIXELS} space-separated integers 0-255; "
+                        "found text that is not an integer") from None
+    if values.size != FER_PIXELS:
+        raise DataError(f"{where}: pixels must be {FER_PIXELS} integers 0-255, found {values.size}")
+    if values.min() < 0 or values.max() > 255:
+        raise DataError(f"{where}: pixel values must lie in 0-255, found "
+                        f"{values.min()}..{values.max()}")
+    return values.astype(np.uint8)
+
+
+def parse_fer2013_csv(path: str | os.PathLike) -> dict[str, Split]:
+    """Parse the Kaggle ``fer2013.csv`` (plain or ``.gz``) into train/val/test splits."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (expected the Kaggle fer2013.csv or .csv.gz)")
+    images: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    labels: dict[str, list[int]] = {s: [] for s in SPLITS}
+    try:
+        with _open_text(path) as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            missing = [c for c in ("emotion", "pixels", "Usage") if c not in header]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)}; "
+                                f"found {header!r}, expected emotion,pixels,Usage")
+            i_em, i_px, i_us = (header.index(c) for c in ("emotion", "pixels", "Usage"))
+            for line_no, row in enumerate(reader, start=2):
+                where = f"{path}, line {line_no}"
+                if len(row) < len(header):
+                    raise DataError(f"{where}: expected {len(header)} fields, found {len(row)}")
+                split = USAGE_TO_SPLIT.get(row[i_us].strip())
+                if split is None:
+                    raise DataError(f"{where}: unknown Usage {row[i_us]!r}; expected one of "
+                                    f"{', '.join(USAGE_TO_SPLIT)}")
+                try:
+                    label = int(row[i_em])
+                except ValueError:
+                    label = -1
+                if not 0 <= label < len(FER2013_LABELS):
+                    raise DataError(f"{where}: unknown emotion label {row[i_em]!r}; "
+                                    f"expected 0-{len(FER2013_LABELS) - 1}")
+                images[split].append(_parse_pixels(row[i_px], where))
+                labels[split].append(label)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read the CSV ({exc})") from None
+    if not any(labels.values()):
+        raise DataError(f"{path}: holds no data rows")
+    return {
+        s: Split(
+            x=np.stack(images[s]).reshape(-1, FER_SIZE, FER_SIZE) if images[s]
+            else np.zeros((0, FER_SIZE, FER_SIZE), np.uint8),
+            y=np.asarray(labels[s], dtype=np.int64),
+            labels=FER2013_LABELS,
+            source=str(path),
+        )
+        for s in SPLITS
+    }
+
+
+def load_fer2013(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                 use_cache: bool = True) -> dict[str, Split]:
+    """Load FER2013 splits, caching the decoded arrays as ``.npz`` keyed by the file's hash."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (expected the Kaggle fer2013.csv or .csv.gz)")
+    if not use_cache:
+        return parse_fer2013_csv(path)
+    digest = file_sha256(path)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    cached = cache / f"fer2013-{digest[:16]}.npz"
+    if cached.is_file():
+        try:
+            with np.load(cached) as npz:
+                return {
+                    s: Split(x=npz[f"{s}_x"], y=npz[f"{s}_y"], labels=FER2013_LABELS,
+                             source=str(path))
+                    for s in SPLITS
+                }
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("ignoring unreadable cache %s (%s)", cached, exc)
+    splits = parse_fer2013_csv(path)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **{f"{s}_{k}": getattr(splits[s], k) for s in SPLITS for k in ("x", "y")})
+        os.replace(tmp, cached)
+    except OSError as exc:
+        log.warning("could not write cache %s (%s)", cached, exc)
+    return splits
+
+
+def load_ferplus(fer_csv: str | os.PathLike, ferplus_csv: str | os.PathLike,
+                 cache_dir: str | os.PathLike | None = None) -> dict[str, Split]:
+    """FER2013 images with FER+ labels: 8 classes (with contempt) by majority vote.
+
+    Rows are joined by line position (``Image name`` is not the row index). Following
+    the FER+ authors, rows whose majority is ``unknown`` or ``NF`` (not a face), rows
+    with a tie for the top vote, and rows with no image name are dropped. ``soft`` holds
+    each row's vote distribution over the 8 classes.
+    """
+    fer = load_fer2013(fer_csv, cache_dir)
+    ferplus_csv = Path(ferplus_csv)
+    if not ferplus_csv.is_file():
+        raise DataError(f"{ferplus_csv}: no such file (expected FER+ fer2013new.csv)")
+    order = [FERPLUS_VOTE_COLUMNS.index(_ferplus_column(lab)) for lab in FERPLUS_LABELS]
+    votes, usages, named = [], [], []
+    with open(ferplus_csv, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"Usage", "Image name", *FERPLUS_VOTE_COLUMNS, "unknown", "NF"}
+        missing = need - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{ferplus_csv}: missing column(s) {', '.join(sorted(missing))}")
+        for line_no, row in enumerate(reader, start=2):
+            try:
+                counts = [int(row[c]) for c in (*FERPLUS_VOTE_COLUMNS, "unknown", "NF")]
+            except (TypeError, ValueError):
+                raise DataError(f"{ferplus_csv}, line {line_no}: vote counts must be integers") from None
+            votes.append(counts)
+            usages.append(USAGE_TO_SPLIT.get(row["Usage"].strip(), ""))
+            named.append(bool(row["Image name"].strip()))
+    votes_arr = np.asarray(votes, dtype=np.float32)
+    total_rows = sum(len(fer[s]) for s in SPLITS)
+    if len(votes_arr) != total_rows:
+        raise DataError(f"{ferplus_csv}: has {len(votes_arr)} rows but the FER2013 CSV has "
+                        f"{total_rows}; the files must match line by line")
+    emotions = votes_arr[:, :8]
+    top = votes_arr.max(axis=1)
+    majority = votes_arr.argmax(axis=1)
+    ties = (votes_arr == top[:, None]).sum(axis=1) > 1
+    keep_all = np.asarray(named) & (majority < 8) & ~ties & (emotions.sum(axis=1) > 0)
+    out, start = {}, 0
+    for s in SPLITS:
+        n = len(fer[s])
+        sl = slice(start, start + n)
+        start += n
+        if any(u != s for u in usages[sl]):
+            raise DataError(f"{ferplus_csv}: Usage column disagrees with fer2013.csv in split {s}")
+        keep = keep_all[sl]
+        soft = emotions[sl][keep][:, order]
+        soft /= soft.sum(axis=1, keepdims=True)
+        y = np.asarray([order.index(m) for m in majority[sl][keep]], dtype=np.int64)
+        out[s] = Split(x=fer[s].x[keep], y=y, labels=FERPLUS_LABELS, soft=soft,
+                       skipped={"dropped (not a face, unknown or tie)": int((~keep).sum())},
+                       source=f"{fer[s].source} + {ferplus_csv}")
+    return out
+
+
+def _ferplus_column(label: str) -> str:
+    return {"angry": "anger", "happy": "happiness", "sad": "sadness"}.get(label, label)
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    return {SPLIT_ALIASES[k]: p for k, p in subdirs.items() if k in SPLIT_ALIASES}
+
+
+def load_image_folder(root: str | os.PathLike, split: str | None = None,
+                      labels: tuple[str, ...] = FER2013_LABELS, size: int = FER_SIZE,
+                      channels: int = 1) -> Split:
+    """Load ``ROOT/<label>/*`` (or ``ROOT/<split>/<label>/*``) as face crops.
+
+    Label folder names are mapped to ours (``happiness`` -> ``happy``); folders whose
+    label is not in ``labels`` are skipped and counted. Unreadable images are skipped
+    and counted too, each logged with its path.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    by_split = _split_folders(root)
+    if by_split:
+        wanted = canonical_split(split) if split else "test"
+        if wanted not in by_split:
+            raise DataError(f"{root}: has split folders {sorted(by_split)} but no {wanted!r}")
+        base = by_split[wanted]
+    else:
+        base = root
+    images, ys = [], []
+    skipped: Counter[str] = Counter()
+    label_dirs = sorted(p for p in base.iterdir() if p.is_dir())
+    if not label_dirs:
+        raise DataError(f"{base}: holds no label folders (expected {base}/<label>/*.png)")
+    for folder in label_dirs:
+        label = canonical_label(folder.name)
+        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        if label not in labels:
+            skipped[f"label not known to the model: {folder.name}"] += len(files)
+            log.info("skipping %d images in %s: label %r not in %s", len(files), folder,
+                     folder.name, labels)
+            continue
+        for f in files:
+            try:
+                img = read_image(f)
+            except BadImageError as exc:
+                skipped["unreadable image"] += 1
+                log.warning("skipping %s", exc)
+                continue
+            img = to_gray(img) if channels == 1 else _to_rgb(img)
+            images.append(resize(img, size, size))
+            ys.append(labels.index(label))
+    if not images:
+        raise DataError(f"{base}: no readable images in label folders "
+                        f"{[p.name for p in label_dirs]}")
+    return Split(x=np.stack(images), y=np.asarray(ys, dtype=np.int64), labels=labels,
+                 skipped=dict(skipped), source=str(base))
+
+
+def _to_rgb(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
+
+
+def load_split(path: str | os.PathLike, split: str = "test",
+               labels: tuple[str, ...] = FER2013_LABELS, size: int = FER_SIZE,
+               channels: int = 1, cache_dir: str | os.PathLike | None = None) -> Split:
+    """Load one split from a FER2013 CSV or an image folder, whichever ``path`` is."""
+    path = Path(path)
+    if path.is_dir():
+        return load_image_folder(path, split, labels, size, channels)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    name = path.name.lower()
+    if not (name.endswith(".csv") or name.endswith(".csv.gz")):
+        raise DataError(f"{path}: expected a FER2013 .csv/.csv.gz file or an image folder")
+    data = load_fer2013(path, cache_dir)[canonical_split(split)]
+    x = data.x
+    if size != FER_SIZE:
+        x = np.stack([resize(img, size, size) for img in x]) if len(x) else x
+    if channels == 3:
+        x = np.repeat(x[..., None], 3, axis=-1)
+    if tuple(labels) != FER2013_LABELS:
+        keep = np.isin(np.asarray(FER2013_LABELS)[data.y], labels)
+        y = np.asarray([labels.index(FER2013_LABELS[i]) for i in data.y[keep]], dtype=np.int64)
+        return Split(x=x[keep], y=y, labels=labels, source=data.source,
+                     skipped={"label not known to the model": int((~keep).sum())})
+    return Split(x=x, y=data.y, labels=labels, source=data.source)
