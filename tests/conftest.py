@@ -51,7 +51,7 @@ def write_tiny_csv(path: Path, rows_per_split=(42, 14, 14), seed: int = 0) -> Pa
             label = i % 7
             img = rng.integers(0, 60, (48, 48)) + label * 28
             img[label * 6:(label + 1) * 6, :] = 255
-            lines.append(f"{label},{' '.join(map(str, np.clip(img, 0, 255)))},{usage}")
+            lines.append(f"{label},{' '.join(map(str, np.clip(img, 0, 255).ravel()))},{usage}")
     path.write_text("\n".join(lines) + "\n")
     return path
 

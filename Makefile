@@ -1,0 +1,47 @@
+# Quick start:  make demo  (the Gradio demo on the bundled model)   make test  (the test suite)
+# Each target creates .venv if missing and installs what it needs; re-runs are fast because
+# installs are keyed on stamp files that only go stale when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+EE     := $(VENV)/bin/emotion-edge
+DATA   ?= ../shared/data/fer2013/fer2013.csv.gz
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint bench peer train-default export-default readme clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.stamp-app: pyproject.toml | $(PY)
+	$(PIP) install -e '.[app]'
+	@touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml requirements/qat.txt | $(PY)
+	$(PIP) install -e '.[dev]'
+	$(PIP) install --no-deps -r requirements/qat.txt
+	@touch $@
+
+## the main job: the Gradio demo on the bundled model, offline, at http://127.0.0.1:7860
+demo: $(VENV)/.stamp-app
+	GRADIO_ANALYTICS_ENABLED=False $(EE) app
+
+## the whole test suite (tests on the full data set skip with a reason when it is absent)
+test: $(VENV)/.stamp-dev
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q $(PYTEST_ARGS)
+
+## the fast suite only
+test-fast: $(VENV)/.stamp-dev
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.stamp-dev
+	$(VENV)/bin/ruff check .
+
+## reproduce the bundled default model (hours on 2 cores; resumes if interrupted)
+train-default: $(VENV)/.stamp-dev
+	if [ -f runs/default/last.keras ]; then \
+	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 60 --resume; \
+	else \
+	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 60; fi

@@ -1,0 +1,200 @@
+"""The app's backend menu: which model artifacts exist, which can run here, and a cache of
+loaded recognizers so switching backends needs no restart.
+
+Artifacts are found through the format table (``runtime/formats.py``): every file in the
+models folder whose name ends in a table suffix and that has a sidecar is one entry. An
+entry whose engine is not installed stays in the menu, marked unavailable with the extra
+to install.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..runtime.bundled import DEFAULT_FORMAT, bundled_models, resolve_model
+from ..runtime.errors import ConfigError, ModelLoadError
+from ..runtime.formats import FORMATS, ArtifactFormat, format_for_path
+from ..runtime.sidecar import sidecar_path
+
+if TYPE_CHECKING:
+    from ..runtime.recognizer import EmotionRecognizer
+
+log = logging.getLogger(__name__)
+
+#: Face detectors offered in the app: name -> what it is good for. ``whole-image`` skips
+#: detection and classifies the whole photo as one face (for photos that are face crops).
+DETECTORS: dict[str, str] = {
+    "blazeface": "close-ups and portraits",
+    "blazeface-full": "group photos and small faces",
+    "whole-image": "the photo is one face crop",
+}
+#: Faces classified per photo at most (a class photo has a couple of dozen).
+MAX_FACES = 64
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the backend menu: an artifact file and whether its engine is installed."""
+
+    path: Path
+    format: ArtifactFormat
+    title: str                 # "TFLite int8", or "other · TFLite int8" beside other stems
+    unavailable: str | None    # why it cannot run here, e.g. "pip install 'emotion-edge[keras]'"
+
+    @property
+    def key(self) -> str:
+        """The dropdown value, also what API callers pass: the title, e.g. "TFLite int8"."""
+        return self.title
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable is None
+
+    @property
+    def label(self) -> str:
+        """The dropdown text."""
+        return self.title if self.available else f"{self.title} (unavailable: {self.unavailable})"
+
+
+def _stem(path: Path, row: ArtifactFormat) -> str:
+    return path.name[:-len(row.suffix)] if path.name.endswith(row.suffix) else path.stem
+
+
+def _row_of(path: Path) -> ArtifactFormat | None:
+    try:
+        return format_for_path(path)
+    except ModelLoadError:
+        return None
+
+
+def scan_folder(folder: str | os.PathLike) -> list[Path]:
+    """Artifacts in ``folder``: files named with a format-table suffix that have a sidecar."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: models folder not found")
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and _row_of(p) is not None and sidecar_path(p).is_file())
+
+
+def _menu_entries(paths: Sequence[Path]) -> list[ModelChoice]:
+    rows = [(path, _row_of(path)) for path in paths]
+    known = [(path, row) for path, row in rows if row is not None]
+    stems = {_stem(path, row) for path, row in known}
+    order = {row.key: i for i, row in enumerate(FORMATS)}
+    known.sort(key=lambda item: (_stem(*item), order[item[1].key]))
+    entries = []
+    for path, row in known:
+        title = row.title if len(stems) == 1 else f"{_stem(path, row)} · {row.title}"
+        missing = (None if row.engine.available()
+                   else f"pip install 'emotion-edge[{row.engine.extra}]'")
+        entries.append(ModelChoice(path=path, format=row, title=title, unavailable=missing))
+    titles = Counter(entry.title for entry in entries)
+    return [replace(e, title=f"{e.title} ({e.path.parent.name}/)") if titles[e.title] > 1 else e
+            for e in entries]
+
+
+def find_models(models: Sequence[str | os.PathLike] | None = None,
+                models_dir: str | os.PathLike | None = None) -> list[ModelChoice]:
+    """The backend menu, in format-table order.
+
+    ``models``: artifact paths or bundled names to list; ``models_dir``: a folder to scan.
+    With neither, the bundled models are listed. Duplicates are listed once.
+    """
+    paths: list[Path] = []
+    if models_dir is not None:
+        paths += scan_folder(models_dir)
+    for name in models or ():
+        path = resolve_model(name)
+        if _row_of(path) is None:
+            raise ConfigError(f"{path}: not a model file; expected a .tflite, .onnx or .keras "
+                              "file with its .json sidecar")
+        paths.append(path)
+    if models_dir is None and not models:
+        paths = bundled_paths()
+    unique = list(dict.fromkeys(p.resolve() for p in paths))
+    return _menu_entries(unique)
+
+
+def bundled_paths() -> list[Path]:
+    """Every bundled artifact (``runtime/models/``), stem by stem in format-table order."""
+    return [path for group in bundled_models().values() for path in group]
+
+
+def default_choice(choices: Sequence[ModelChoice],
+                   preferred: str | os.PathLike | None = None) -> ModelChoice | None:
+    """The entry to select first: ``preferred`` if listed, else the first available TFLite
+    int8, else the first available entry (None when nothing can run)."""
+    if preferred is not None:
+        wanted = resolve_model(preferred).resolve()
+        for choice in choices:
+            if choice.path == wanted:
+                return choice
+    available = [c for c in choices if c.available]
+    for choice in available:
+        if choice.format == DEFAULT_FORMAT:
+            return choice
+    return available[0] if available else None
+
+
+class RecognizerPool:
+    """Loaded recognizers by (artifact, detector), each used by one caller at a time.
+
+    Loading is lazy and cached, so switching backends in the app costs one load the first
+    time and nothing after. A failed load is not cached: the next call tries again.
+    """
+
+    def __init__(self, choices: Sequence[ModelChoice], threads: int | None = None) -> None:
+        self.choices = {c.key: c for c in choices}
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._loaded: dict[tuple[str, str], tuple[EmotionRecognizer, threading.Lock]] = {}
+
+    def choice(self, key: str | None) -> ModelChoice:
+        if not key or key not in self.choices:
+            raise ConfigError(f"unknown backend {key!r}; choose one from the menu")
+        return self.choices[key]
+
+    def _load(self, choice: ModelChoice, detector: str) -> EmotionRecognizer:
+        from ..runtime.recognizer import EmotionRecognizer, RecognizerOptions
+
+        if choice.unavailable:
+            choice.format.engine.require()  # raises BackendUnavailableError naming the extra
+        whole = detector == "whole-image"
+        options = RecognizerOptions(model=choice.path, threads=self.threads,
+                                    detect_faces=not whole,
+                                    detector="blazeface" if whole else detector,
+                                    max_faces=MAX_FACES)
+        log.info("loading %s with the %s detector", choice.path.name, detector)
+        return EmotionRecognizer(options)
+
+    @contextmanager
+    def recognizer(self, key: str | None,
+                   detector: str = "blazeface") -> Iterator[EmotionRecognizer]:
+        """The loaded recognizer for menu entry ``key``, held exclusively while in use."""
+        choice = self.choice(key)
+        if detector not in DETECTORS:
+            raise ConfigError(f"unknown detector {detector!r}; choose one of: "
+                              f"{', '.join(DETECTORS)}")
+        slot = (choice.key, detector)
+        with self._lock:
+            entry = self._loaded.get(slot)
+            if entry is None:
+                entry = (self._load(choice, detector), threading.Lock())
+                self._loaded[slot] = entry
+        recognizer, in_use = entry
+        with in_use:
+            yield recognizer
+
+    def close(self) -> None:
+        with self._lock:
+            for recognizer, _ in self._loaded.values():
+                recognizer.close()
+            self._loaded.clear()

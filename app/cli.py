@@ -1,0 +1,38 @@
+"""``emotion-edge app``: serve the Gradio page on localhost.
+
+Kept light: Gradio and the engines are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model file or bundled name to select first "
+                        "(default: the bundled TFLite int8 model)")
+    parser.add_argument("--models-dir", metavar="DIR",
+                        help="folder of .tflite/.onnx/.keras artifacts with sidecars to offer "
+                        "(default: the bundled models)")
+    parser.add_argument("--report", metavar="PATH", default="reports/benchmark.json",
+                        help="benchmark report (json, with its png beside it) for the About tab")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per engine")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .ui import build_app, launch, make_service
+
+    service = make_service(models_dir=args.models_dir, model=args.model, threads=args.threads)
+    try:
+        demo = build_app(service, report=args.report)
+        log.info("serving on http://%s:%d (Ctrl+C to stop)", args.host, args.port)
+        launch(demo, host=args.host, port=args.port)
+    finally:
+        service.close()
+    return 0

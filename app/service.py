@@ -1,0 +1,261 @@
+"""The app's work, without Gradio: analyse a photo, stream webcam frames, compare backends,
+describe a model. Each step returns a small result or raises an ``EmotionEdgeError`` whose
+message the page shows; the Gradio layer (``ui.py``) only wires these to components.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..runtime.errors import BadImageError, EmotionEdgeError, NoFaceError
+from ..runtime.image import read_image
+from ..runtime.sidecar import read_sidecar
+from .catalog import ModelChoice, RecognizerPool
+from .render import annotate, fit_for_display
+
+log = logging.getLogger(__name__)
+
+#: Webcam frames are analysed at most this many pixels on their longer side.
+STREAM_MAX_SIDE = 640
+
+COMPARE_HEADERS = ("backend", "label", "confidence", "latency (ms)", "model size",
+                   "agrees with majority")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysed photo: the annotated image, the faces and where the time went."""
+
+    image: np.ndarray
+    faces: list = field(repr=False)
+    backend: str
+    detection_ms: float
+    classification_ms: float
+    original_size: tuple[int, int]   # (width, height) as uploaded
+    analysed_size: tuple[int, int]   # (width, height) the faces were found in; boxes use it
+
+    def summary(self) -> str:
+        """One Markdown line: faces found, backend, time per step, any downscaling."""
+        count = len(self.faces)
+        text = (f"**{count} face{'s' if count != 1 else ''}** · {self.backend} · "
+                f"detection {self.detection_ms:.1f} ms · "
+                f"classification {self.classification_ms:.1f} ms")
+        if self.original_size != self.analysed_size:
+            (w, h), (aw, ah) = self.original_size, self.analysed_size
+            text += f" · photo of {w}x{h} analysed at {aw}x{ah}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "faces": [f.to_dict() for f in self.faces],
+                "timings_ms": {"detection": round(self.detection_ms, 2),
+                               "classification": round(self.classification_ms, 2)},
+                "original_size": list(self.original_size),
+                "analysed_size": list(self.analysed_size)}
+
+
+def image_from_payload(payload: Any) -> np.ndarray:
+    """The uploaded image as a uint8 array: a Gradio file payload, a path or an array."""
+    if payload is None:
+        raise BadImageError("no image: upload a photo or pick an example first")
+    if isinstance(payload, dict):
+        path = payload.get("path")
+        if not path:
+            raise BadImageError("no image: upload a photo or pick an example first")
+        name = payload.get("orig_name") or Path(path).name
+        return read_image(path, name=name)
+    if isinstance(payload, (str, os.PathLike)):
+        return read_image(payload, name=Path(payload).name)
+    return read_image(payload)
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 ** 2:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 ** 2:.1f} MB"
+
+
+class AppService:
+    """The app's state: the backend menu and the loaded recognizers."""
+
+    def __init__(self, choices: Sequence[ModelChoice], default: ModelChoice | None,
+                 threads: int | None = None) -> None:
+        self.choices = list(choices)
+        self.default = default
+        self.pool = RecognizerPool(self.choices, threads=threads)
+
+    def analyze(self, image: Any, backend: str | None, detector: str = "blazeface") -> Analysis:
+        """Faces in ``image`` on ``backend``; NoFaceError when there are none."""
+        pixels = image_from_payload(image)
+        shown = fit_for_display(pixels)
+        with self.pool.recognizer(backend, detector) as recognizer:
+            faces = recognizer.analyze(shown)
+            timings = recognizer.timings
+        if not faces:
+            hint = ("" if detector == "blazeface-full"
+                    else "; for small or distant faces pick the 'blazeface-full' detector")
+            raise NoFaceError(f"no face found in this photo{hint}")
+        return Analysis(image=annotate(shown, faces), faces=faces,
+                        backend=self.pool.choice(backend).title,
+                        detection_ms=timings.detection_ms,
+                        classification_ms=timings.classification_ms,
+                        original_size=(pixels.shape[1], pixels.shape[0]),
+                        analysed_size=(shown.shape[1], shown.shape[0]))
+
+    def stream(self, frame: np.ndarray | None, backend: str | None) -> tuple[Any, str]:
+        """One webcam frame, annotated, and a status line. Never raises: a stream must go on
+        when one frame fails, so the error becomes the status line."""
+        if frame is None:
+            return None, "Waiting for the camera…"
+        start = time.perf_counter()
+        try:
+            pixels = fit_for_display(read_image(frame, name="webcam frame"), STREAM_MAX_SIDE)
+            with self.pool.recognizer(backend, "blazeface") as recognizer:
+                faces = recognizer.analyze(pixels)
+                timings = recognizer.timings
+        except EmotionEdgeError as exc:
+            return frame, f"⚠️ {exc}"
+        total = (time.perf_counter() - start) * 1e3
+        if not faces:
+            return pixels, f"No face in view · {total:.0f} ms per frame"
+        labels = ", ".join(f"{face.label} {face.score:.0%}" for face in faces)
+        return annotate(pixels, faces, min_side=0), (
+            f"{labels} · detection {timings.detection_ms:.0f} ms · classification "
+            f"{timings.classification_ms:.0f} ms · {total:.0f} ms per frame")
+
+    def load(self, backend: str | None, detector: str = "blazeface") -> str:
+        """Load (or find loaded) ``backend`` and say how long it took."""
+        start = time.perf_counter()
+        with self.pool.recognizer(backend, detector) as recognizer:
+            info = recognizer.predictor.info
+        elapsed = (time.perf_counter() - start) * 1e3
+        return (f"Backend **{self.pool.choice(backend).title}** ready: `{info.path.name}`, "
+                f"{human_size(info.file_size)}, on {info.backend} ({elapsed:.0f} ms)")
+
+    def compare(self, image: Any, detector: str = "blazeface",
+                selected: str | None = None) -> tuple[list[list[Any]], str]:
+        """The largest face of ``image`` through every backend: table rows and a summary.
+
+        Each available backend runs twice and reports the second, warm classification time.
+        Unavailable or failing backends get a row saying why.
+        """
+        pixels = fit_for_display(image_from_payload(image))
+        results: list[tuple[ModelChoice, Any, float | None, str | None]] = []
+        for choice in self.choices:
+            if not choice.available:
+                results.append((choice, None, None, f"unavailable: {choice.unavailable}"))
+                continue
+            try:
+                with self.pool.recognizer(choice.key, detector) as recognizer:
+                    recognizer.analyze(pixels)
+                    faces = recognizer.analyze(pixels)
+                    latency = recognizer.timings.classification_ms
+            except EmotionEdgeError as exc:
+                results.append((choice, None, None, f"failed: {exc}"))
+                continue
+            if not faces:
+                raise NoFaceError("no face found in this photo, so there is nothing to compare")
+            largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            results.append((choice, largest, latency, None))
+        return self._compare_rows(results, selected)
+
+    def _compare_rows(self, results: list, selected: str | None) -> tuple[list[list[Any]], str]:
+        votes = Counter(face.label for _, face, _, _ in results if face is not None)
+        if not votes:
+            raise EmotionEdgeError("no backend could run; install an engine, e.g. "
+                                   "pip install 'emotion-edge[tflite]'")
+        majority, count = votes.most_common(1)[0]
+        rows = []
+        for choice, face, latency, problem in results:
+            name = choice.title + (" (selected)" if choice.key == selected else "")
+            size = human_size(choice.path.stat().st_size)
+            if face is None:
+                rows.append([name, "—", None, None, size, problem])
+                continue
+            agrees = "✓" if face.label == majority else f"✗ (majority: {majority})"
+            rows.append([name, face.label, round(face.score, 3), round(latency, 2), size, agrees])
+        ran = sum(votes.values())
+        summary = (f"Largest face through {ran} backend{'s' if ran != 1 else ''}: "
+                   f"**{majority}** from {count} of {ran}.")
+        return rows, summary
+
+    def model_card(self, backend: str | None) -> tuple[str, dict[str, Any]]:
+        """Markdown about ``backend``'s artifact (labels, input, accuracy, size) and its
+        full sidecar."""
+        choice = self.pool.choice(backend)
+        sidecar = read_sidecar(choice.path)
+        spec = sidecar.get("input", {})
+        lines = [
+            f"### {choice.title}",
+            f"- **File:** `{choice.path.name}` ({human_size(choice.path.stat().st_size)}), "
+            f"{choice.format.description}",
+            f"- **Runs on:** {choice.format.engine.title}"
+            + ("" if choice.available else f" — not installed here: `{choice.unavailable}`"),
+            f"- **Labels:** {', '.join(sidecar['labels'])}",
+            f"- **Input:** {spec.get('height')}x{spec.get('width')}x{spec.get('channels')} "
+            f"{spec.get('color')}, input = pixel × {spec.get('scale', 0):.6g} + "
+            f"{spec.get('offset', 0):.6g}",
+        ]
+        for key, value in accuracy_figures(sidecar).items():
+            lines.append(f"- **{key}:** {value:.4g}")
+        for key in ("name", "parameters", "source_model", "trained"):
+            if isinstance(sidecar.get(key), (str, int, float)):
+                lines.append(f"- **{key.replace('_', ' ').capitalize()}:** {sidecar[key]}")
+        return "\n".join(lines), sidecar
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, float]:
+    """Numbers in the sidecar whose key path names accuracy, F1 or agreement, e.g.
+    ``{"metrics.test.accuracy": 0.68}``, at most ``limit`` of them."""
+    found: dict[str, float] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        elif isinstance(node, (int, float)) and not isinstance(node, bool):
+            name = prefix.lower().rsplit(".", 1)[-1]
+            if any(word in name for word in ("acc", "f1", "agreement")) and len(found) < limit:
+                found[prefix] = float(node)
+
+    walk({k: v for k, v in sidecar.items() if k not in ("input", "labels")}, "")
+    return found
+
+
+def read_benchmark(report: str | os.PathLike | None) -> tuple[Path | None, list[dict]]:
+    """The benchmark plot (``benchmark.png``) and result rows (``benchmark.json``) under
+    ``report`` (a folder or either file); missing parts are None / empty."""
+    if report is None:
+        return None, []
+    report = Path(report)
+    folder = report if report.is_dir() else report.parent
+    stem = report.stem if report.suffix in (".json", ".png") else "benchmark"
+    plot = folder / f"{stem}.png"
+    table = folder / f"{stem}.json"
+    rows: list[dict] = []
+    if table.is_file():
+        try:
+            data = json.loads(table.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            log.warning("%s: unreadable benchmark report (%s)", table, exc)
+            data = []
+        if isinstance(data, dict):
+            data = data.get("results", [])
+        if isinstance(data, list):
+            rows = [{k: v for k, v in row.items() if isinstance(v, (str, int, float))}
+                    for row in data if isinstance(row, dict)]
+    return (plot if plot.is_file() else None), rows

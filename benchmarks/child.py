@@ -1,0 +1,167 @@
+"""One artifact, one thread count, one fresh process: the measurements a benchmark row needs.
+
+The parent (``runner``) writes a request JSON and runs
+``python -m emotion_edge.benchmarks.child REQUEST RESULT``. This process imports only the
+runtime and the one engine the artifact needs, so its peak resident memory
+(``ru_maxrss``) belongs to that artifact alone. In order it measures: engine import, model
+load, first inference, latency at batch 1, throughput at larger batches, peak memory; then
+(not counted in the memory figure) the predictions on each evaluation set and the
+end-to-end ``analyze()`` time on photos.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..runtime import EmotionEdgeError, EmotionRecognizer, RecognizerOptions, load_predictor
+from ..runtime.image import read_image
+from ..runtime.predictor import Predictor
+from ..runtime.preprocess import prepare_batch
+
+#: The module each backend's engine loads first; imported (and timed) before the model.
+ENGINE_MODULES = {"litert": "ai_edge_litert.interpreter", "onnxruntime": "onnxruntime",
+                  "keras": "keras"}
+EVAL_BATCH = 64
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB.
+
+    On Linux this is ``VmHWM`` of ``/proc/self/status``: ``ru_maxrss`` would carry over the
+    parent's peak, because the kernel keeps the larger of the pre-exec and current peaks
+    across fork and exec. Elsewhere ``ru_maxrss`` (KiB on Linux/BSD, bytes on macOS).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _timed_ms(fn: Callable[[], object]) -> float:
+    start = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - start) / 1e6
+
+
+def latency_stats(samples_ms: list[float]) -> dict[str, float]:
+    arr = np.asarray(samples_ms, dtype=np.float64)
+    return {"mean_ms": float(arr.mean()), "p50_ms": float(np.percentile(arr, 50)),
+            "p90_ms": float(np.percentile(arr, 90)), "p99_ms": float(np.percentile(arr, 99)),
+            "min_ms": float(arr.min()), "max_ms": float(arr.max())}
+
+
+def random_batch(predictor: Predictor, n: int, seed: int) -> np.ndarray:
+    """``n`` random uint8 crops of the model's input size, prepared by its input spec."""
+    spec = predictor.input_spec
+    shape = (n, spec.height, spec.width) + ((3,) if spec.channels == 3 else ())
+    crops = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    return prepare_batch(list(crops), spec)
+
+
+def measure_latency(predictor: Predictor, warmup: int, runs: int, seed: int) -> dict[str, Any]:
+    x = random_batch(predictor, 1, seed)
+    for _ in range(warmup):
+        predictor.predict(x)
+    samples = [_timed_ms(lambda: predictor.predict(x)) for _ in range(runs)]
+    return {**latency_stats(samples), "warmup": warmup, "runs": runs, "samples_ms": samples}
+
+
+def measure_throughput(predictor: Predictor, batch: int, warmup: int, runs: int,
+                       seed: int) -> dict[str, float]:
+    """Faces per second at ``batch``, from the median time of ``runs`` calls."""
+    x = random_batch(predictor, batch, seed)
+    for _ in range(warmup):
+        predictor.predict(x)
+    median = float(np.median([_timed_ms(lambda: predictor.predict(x)) for _ in range(runs)]))
+    return {"batch_ms": median, "faces_per_s": batch * 1e3 / median, "runs": runs}
+
+
+def predict_crops(predictor: Predictor, crops: np.ndarray) -> np.ndarray:
+    """Probabilities for uint8 crops already at the model's input size."""
+    spec = predictor.input_spec
+    out = [predictor.predict(prepare_batch(list(crops[i:i + EVAL_BATCH]), spec))
+           for i in range(0, len(crops), EVAL_BATCH)]
+    return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
+
+
+def measure_photos(request: dict[str, Any]) -> dict[str, Any]:
+    """Mean ``analyze()`` time per photo, split into detection and classification."""
+    options = RecognizerOptions(model=request["path"], backend=request["backend"],
+                                threads=request["threads"])
+    photos = []
+    with EmotionRecognizer(options) as recognizer:
+        for path in request["photos"]:
+            image = read_image(path)
+            recognizer.analyze(image)  # warm-up: first call builds buffers
+            runs = []
+            for _ in range(request["photo_runs"]):
+                faces = recognizer.analyze(image)
+                runs.append((recognizer.timings.detection_ms,
+                             recognizer.timings.classification_ms))
+            detection, classification = (float(v) for v in np.mean(runs, axis=0))
+            photos.append({"photo": Path(path).name, "faces": len(faces),
+                           "detection_ms": detection, "classification_ms": classification,
+                           "total_ms": detection + classification,
+                           "runs": request["photo_runs"]})
+    return {"photos": photos}
+
+
+def measure(request: dict[str, Any]) -> dict[str, Any]:
+    """Every measurement ``request`` asks for (see the module docstring for the order)."""
+    seed = int(request.get("seed", 0))
+    result: dict[str, Any] = {"baseline_rss_mb": peak_rss_mb()}
+    module = ENGINE_MODULES[request["backend"]]
+    result["engine_import_ms"] = _timed_ms(lambda: importlib.import_module(module))
+    loaded: list[Predictor] = []
+    result["load_ms"] = _timed_ms(lambda: loaded.append(load_predictor(
+        request["path"], backend=request["backend"], threads=request["threads"])))
+    with loaded[0] as predictor:
+        x = random_batch(predictor, 1, seed)
+        result["first_inference_ms"] = _timed_ms(lambda: predictor.predict(x))
+        result["latency"] = measure_latency(predictor, request["warmup"], request["runs"], seed)
+        result["throughput"] = {
+            str(b): measure_throughput(predictor, b, request["batch_warmup"],
+                                       request["batch_runs"], seed)
+            for b in request["batches"]}
+        result["peak_rss_mb"] = peak_rss_mb()
+        result["predictions"] = {}
+        for name, crops_path in request.get("eval", {}).items():
+            probs = predict_crops(predictor, np.load(crops_path))
+            out = Path(request["eval_out"]) / f"{name}.npy"
+            np.save(out, probs)
+            result["predictions"][name] = str(out)
+    if request.get("photos"):
+        result["end_to_end"] = measure_photos(request)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m emotion_edge.benchmarks.child REQUEST.json RESULT.json",
+              file=sys.stderr)
+        return 2
+    request = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    try:
+        result = measure(request)
+    except EmotionEdgeError as exc:
+        result = {"error": str(exc)}
+    Path(args[1]).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

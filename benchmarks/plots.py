@@ -1,0 +1,230 @@
+"""The benchmark's figures (Matplotlib, Agg backend, PNG), all drawn from the result dict.
+
+A figure whose data was not measured (no data set, every row skipped) is still written,
+with a line saying why, so a report always has the same files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+PEER_COLOR = "tab:red"
+OWN_COLOR = "tab:blue"
+
+Result = dict[str, Any]
+
+
+def primary_dataset(result: Result) -> str:
+    return result["datasets"][0]["name"]
+
+
+def primary_threads(result: Result) -> str:
+    return str(result["settings"]["threads"][0])
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _message(path: Path, title: str, text: str) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return _save(fig, path)
+
+
+def _plain_log_axis(axis) -> None:
+    """Log-scale ticks as plain numbers (0.5, 2) rather than powers of ten."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['artifact']} (peer)" if row["peer"] else row["artifact"]
+
+
+def _measured(result: Result) -> list[dict[str, Any]]:
+    """Rows with accuracy on the primary set and latency at the primary thread count."""
+    data, threads = primary_dataset(result), primary_threads(result)
+    return [r for r in result["rows"]
+            if r["accuracy"][data]["top1"] is not None
+            and r["threads"][threads]["latency"]["p50_ms"] is not None]
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both lower x and higher y, by x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -np.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def accuracy_vs_latency(result: Result, path: Path) -> Path:
+    title = f"Top-1 on {primary_dataset(result)} vs p50 latency ({primary_threads(result)} thread)"
+    rows = _measured(result)
+    if not rows:
+        return _message(path, title, "no artifact has both accuracy and latency measured")
+    data, threads = primary_dataset(result), primary_threads(result)
+    points = [(r["threads"][threads]["latency"]["p50_ms"], r["accuracy"][data]["top1"] * 100)
+              for r in rows]
+    sizes = np.array([r["file_bytes"] or 0 for r in rows], dtype=float)
+    area = 40 + 900 * sizes / max(sizes.max(), 1)
+    fig, ax = plt.subplots(figsize=(9, 6))
+    for (x, y), a, r in zip(points, area, rows, strict=True):
+        ax.scatter(x, y, s=a, alpha=0.6, color=PEER_COLOR if r["peer"] else OWN_COLOR,
+                   marker="D" if r["peer"] else "o", edgecolors="black", linewidths=0.5)
+        ax.annotate(_label(r), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    front = [points[i] for i in pareto_front(points)]
+    ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="gray",
+            linestyle="--", label="Pareto front")
+    ax.scatter([], [], color=OWN_COLOR, label="ours")
+    ax.scatter([], [], color=PEER_COLOR, marker="D", label="peer (fer 25.10.3)")
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("p50 latency per face at batch 1 (ms, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"{title}\nmarker area: file size")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def latency_distributions(result: Result, path: Path) -> Path:
+    threads = result["settings"]["threads"]
+    series = [(f"{_label(r)}\n{n} thr", r["threads"][str(n)]["latency"]["samples_ms"])
+              for r in result["rows"] for n in threads
+              if r["threads"][str(n)]["latency"]["samples_ms"]]
+    title = "Latency per face at batch 1"
+    if not series:
+        return _message(path, title, "no latency was measured")
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(series) + 1.5))
+    ax.boxplot([s for _, s in series], vert=False, showfliers=True, whis=(1, 99),
+               flierprops={"markersize": 2})
+    ax.set_yticks(range(1, len(series) + 1), [name for name, _ in series], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("ms (log scale); whiskers at p1 and p99")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="x", which="both")
+    return _save(fig, path)
+
+
+def per_class_recall(result: Result, path: Path) -> Path:
+    data = primary_dataset(result)
+    rows = [r for r in result["rows"] if r["accuracy"][data]["top1"] is not None]
+    title = f"Recall per class on {data}"
+    if not rows:
+        return _message(path, title, "accuracy was not measured")
+    labels = list(dict.fromkeys(lab for r in rows for lab in r["accuracy"][data]["labels"]))
+    width = 0.8 / len(rows)
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(max(9, 1.3 * len(labels)), 4.5))
+    for k, r in enumerate(rows):
+        recall = r["accuracy"][data]["per_class_recall"]
+        ax.bar(x + (k - (len(rows) - 1) / 2) * width,
+               [recall.get(lab) or 0.0 for lab in labels], width, label=_label(r))
+    ax.set_xticks(x, labels)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("recall")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def confusion_grid(result: Result, path: Path) -> Path:
+    data = primary_dataset(result)
+    rows = [r for r in result["rows"] if r["accuracy"][data]["confusion_matrix"] is not None]
+    title = f"Confusion matrices on {data} (rows: true, normalised)"
+    if not rows:
+        return _message(path, title, "accuracy was not measured")
+    cols = min(3, len(rows))
+    nrows = -(-len(rows) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 4 * nrows), squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.set_axis_off()
+    for ax, r in zip(axes.flat, rows, strict=False):
+        acc = r["accuracy"][data]
+        cm = np.asarray(acc["confusion_matrix"], dtype=float)
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        labels = acc["labels"]
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_title(f"{_label(r)}\ntop-1 {acc['top1'] * 100:.2f}%", fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def file_sizes(result: Result, path: Path) -> Path:
+    rows = [r for r in result["rows"] if r["file_bytes"]]
+    title = "File size"
+    if not rows:
+        return _message(path, title, "no artifact file was found")
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 2))
+    kib = [r["file_bytes"] / 1024 for r in rows]
+    ax.barh(range(len(rows)), kib, color=[PEER_COLOR if r["peer"] else OWN_COLOR for r in rows])
+    ax.set_yticks(range(len(rows)), [_label(r) for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    for i, v in enumerate(kib):
+        ax.text(v, i, f" {v:,.0f} KiB", va="center", fontsize=7)
+    ax.set_xlabel("KiB")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def quantisation_loss(result: Result, path: Path) -> Path:
+    data = primary_dataset(result)
+    rows = [r for r in result["rows"] if r["accuracy"][data]["drop_pp"] is not None]
+    title = f"Top-1 lost by each quantised artifact vs its fp32 source\n({data})"
+    if not rows:
+        return _message(path, title, "no quantised artifact with a measured fp32 source")
+    drops = [r["accuracy"][data]["drop_pp"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 2.5))
+    ax.barh(range(len(rows)), drops,
+            color=[PEER_COLOR if r["peer"] else OWN_COLOR for r in rows])
+    ax.set_yticks(range(len(rows)), [f"{_label(r)}\nvs {r['source_fp32']}" for r in rows],
+                  fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.8)
+    for i, v in enumerate(drops):
+        ax.text(v, i, f" {v:+.2f}", va="center", fontsize=7)
+    ax.set_xlabel("percentage points lost (negative: the quantised artifact scored higher)")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+PLOTS = {
+    "accuracy_vs_latency": accuracy_vs_latency,
+    "latency_distributions": latency_distributions,
+    "per_class_recall": per_class_recall,
+    "confusion_matrices": confusion_grid,
+    "file_sizes": file_sizes,
+    "quantisation_loss": quantisation_loss,
+}
+
+
+def make_plots(result: Result, folder: Path) -> dict[str, Path]:
+    """Every figure of ``PLOTS`` as ``folder/<name>.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {name: draw(result, folder / f"{name}.png") for name, draw in PLOTS.items()}

@@ -1,0 +1,349 @@
+"""Run a benchmark: every target x thread count in its own child process, then one result dict.
+
+The result (written as ``benchmark.json`` by ``report``) has ``environment``, ``settings``,
+``datasets``, ``notes`` and ``rows``: one row per artifact, with every field present in every
+row (``None`` where not measured; ``status`` and ``reason`` say why).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..runtime.errors import DataError
+from ..runtime.sidecar import InputSpec
+from ..train.metrics import classification_report
+from .datasets import CropStore, EvalSet, eval_sets
+from .peer import SELECTION_NOTE
+from .targets import Target, select_targets
+
+log = logging.getLogger(__name__)
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+LATENCY_KEYS = ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "warmup", "runs")
+#: Distributions whose versions the report records.
+PACKAGES = ("emotion-edge", "numpy", "pillow", "ai-edge-litert", "onnxruntime", "tensorflow",
+            "tensorflow-cpu", "keras", "opencv-python-headless", "matplotlib")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How hard to measure: timed runs, batch sizes, and the evaluation sample."""
+
+    warmup: int
+    runs: int
+    batches: tuple[int, ...]
+    batch_warmup: int
+    batch_runs: int
+    photo_runs: int
+    sample: int | None  # evaluate on a stratified sample of this many images; None: all
+
+
+FULL = Settings(warmup=20, runs=300, batches=(32, 64), batch_warmup=3, batch_runs=10,
+                photo_runs=5, sample=None)
+QUICK = Settings(warmup=5, runs=50, batches=(32, 64), batch_warmup=1, batch_runs=1,
+                 photo_runs=1, sample=500)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to benchmark and where the inputs are."""
+
+    data: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()        # empty: every bundled model
+    backends: tuple[str, ...] = ()      # empty: all
+    threads: tuple[int, ...] = (1, 2)
+    quick: bool = False
+    photos: str | None = None
+    peer: bool = True
+    cache_dir: str | None = None
+    seed: int = 0
+    timeout_s: float = 900.0
+
+    @property
+    def settings(self) -> Settings:
+        return QUICK if self.quick else FULL
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """The machine and software a benchmark ran on (no engine is imported here)."""
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+        "os": platform.platform(), "python": platform.python_version(),
+        "load_average_start": _load_average(),
+        "packages": {name: _version(name) for name in PACKAGES},
+    }
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def engine_version(module: str) -> str | None:
+    """Version of the distribution that provides import name ``module``."""
+    dists = metadata.packages_distributions().get(module.split(".")[0], [])
+    return next((v for v in map(_version, dists) if v), None)
+
+
+def find_photos(folder: str | None) -> tuple[list[str], str | None]:
+    """Photo paths in ``folder`` for the end-to-end timing, or the reason there are none."""
+    if not folder:
+        return [], "no --photos folder given"
+    path = Path(folder)
+    if not path.is_dir():
+        return [], f"{path}: no such folder"
+    photos = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    return (photos, None) if photos else ([], f"{path}: holds no photos")
+
+
+def run_child(request: dict[str, Any], folder: Path, number: int,
+              timeout_s: float) -> dict[str, Any]:
+    """Run one measuring process; an error dict when it fails, times out or crashes."""
+    req, res = folder / f"request-{number}.json", folder / f"result-{number}.json"
+    req.write_text(json.dumps(request), encoding="utf-8")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    cmd = [sys.executable, "-m", "emotion_edge.benchmarks.child", str(req), str(res)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"the measuring process timed out after {timeout_s:.0f} s"}
+    if done.returncode == 0 and res.is_file():
+        return json.loads(res.read_text(encoding="utf-8"))
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    return {"error": f"the measuring process exited with code {done.returncode}: "
+                     f"{lines[-1] if lines else 'no message'}"}
+
+
+def empty_accuracy(labels: tuple[str, ...]) -> dict[str, Any]:
+    return {"status": "skipped", "reason": None, "images": None, "top1": None, "macro_f1": None,
+            "per_class_recall": dict.fromkeys(labels), "confusion_matrix": None,
+            "labels": list(labels), "source_top1": None, "drop_pp": None}
+
+
+def empty_run(batches: tuple[int, ...]) -> dict[str, Any]:
+    return {
+        "status": "skipped", "reason": None, "engine_import_ms": None, "load_ms": None,
+        "first_inference_ms": None,
+        "latency": {**dict.fromkeys(LATENCY_KEYS), "samples_ms": []},
+        "throughput": {str(b): {"batch_ms": None, "faces_per_s": None, "runs": None}
+                       for b in batches},
+        "baseline_rss_mb": None, "peak_rss_mb": None,
+        "end_to_end": {"status": "skipped", "reason": None, "photos": [], "mean_total_ms": None,
+                       "mean_detection_ms": None, "mean_classification_ms": None},
+    }
+
+
+def empty_row(target: Target, sets: list[EvalSet], options: BenchOptions) -> dict[str, Any]:
+    labels = tuple(target.sidecar.get("labels") or ())
+    row = target.row
+    return {
+        "artifact": target.name, "stem": target.stem, "model": target.sidecar.get("name"),
+        "title": target.title, "format": row.format if row else None,
+        "precision": row.precision if row else None, "backend": row.backend if row else None,
+        "engine_version": engine_version(row.engine.module) if row else None,
+        "peer": target.peer, "path": str(target.path) if target.path else None,
+        "status": "skipped", "reason": target.skip_reason,
+        "file_bytes": target.path.stat().st_size if target.path and target.path.is_file()
+        else None,
+        "parameters": target.sidecar.get("parameters"), "sha256": target.sidecar.get("sha256"),
+        "input": target.sidecar.get("input"), "labels": list(labels), "source_fp32": None,
+        "accuracy": {s.name: empty_accuracy(labels) for s in sets},
+        "threads": {str(n): empty_run(options.settings.batches) for n in options.threads},
+    }
+
+
+def _fill_run(entry: dict[str, Any], result: dict[str, Any], photo_reason: str | None) -> None:
+    if "error" in result:
+        entry.update(status="failed", reason=result["error"])
+        entry["end_to_end"]["reason"] = result["error"]
+        return
+    entry["status"] = "ok"
+    for key in ("engine_import_ms", "load_ms", "first_inference_ms", "baseline_rss_mb",
+                "peak_rss_mb"):
+        entry[key] = result[key]
+    entry["latency"] = {k: result["latency"][k] for k in (*LATENCY_KEYS, "samples_ms")}
+    entry["throughput"] = result["throughput"]
+    e2e = entry["end_to_end"]
+    photos = result.get("end_to_end", {}).get("photos", [])
+    if not photos:
+        e2e["reason"] = photo_reason
+        return
+    e2e.update(status="ok", photos=photos)
+    for key in ("total_ms", "detection_ms", "classification_ms"):
+        e2e[f"mean_{key}"] = float(np.mean([p[key] for p in photos]))
+
+
+def _fill_accuracy(entry: dict[str, Any], y: np.ndarray, probs: np.ndarray) -> None:
+    report = classification_report(y, probs, tuple(entry["labels"]))
+    entry.update(status="ok", images=report["images"], top1=report["accuracy"],
+                 macro_f1=report["macro_f1"], confusion_matrix=report["confusion_matrix"],
+                 per_class_recall={k: v["recall"] for k, v in report["per_class"].items()})
+
+
+class _Progress:
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.start = total, 0, time.monotonic()
+
+    def step(self) -> str:
+        self.done += 1
+        return f"[{self.done}/{self.total}, {time.monotonic() - self.start:.0f} s]"
+
+
+def measure_target(target: Target, options: BenchOptions, sets: list[EvalSet], store: CropStore,
+                   photos: tuple[list[str], str | None], folder: Path,
+                   progress: _Progress) -> dict[str, Any]:
+    """One row: run a child per thread count; the first also predicts the evaluation sets."""
+    row = empty_row(target, sets, options)
+    if target.skip_reason:
+        log.info("%s skipped: %s", target.name, target.skip_reason)
+        for entry in [*row["threads"].values(), *row["accuracy"].values()]:
+            entry["reason"] = target.skip_reason
+        return row
+    spec = InputSpec.from_dict(target.sidecar["input"])
+    labels = tuple(target.sidecar["labels"])
+    crops, truth = {}, {}
+    for data in sets:
+        try:
+            path, truth[data.name] = store.crops(data, spec, labels)
+            crops[data.name] = str(path)
+        except DataError as exc:
+            row["accuracy"][data.name]["reason"] = str(exc)
+    s = options.settings
+    for i, threads in enumerate(options.threads):
+        request = {
+            "path": str(target.path), "backend": target.row.backend, "threads": threads,
+            "warmup": s.warmup, "runs": s.runs, "batches": list(s.batches),
+            "batch_warmup": s.batch_warmup, "batch_runs": s.batch_runs,
+            "eval": crops if i == 0 else {}, "eval_out": str(folder),
+            "photos": photos[0], "photo_runs": s.photo_runs, "seed": options.seed,
+        }
+        result = run_child(request, folder, progress.done, options.timeout_s)
+        entry = row["threads"][str(threads)]
+        _fill_run(entry, result, photos[1])
+        for name, probs_path in result.get("predictions", {}).items():
+            _fill_accuracy(row["accuracy"][name], truth[name], np.load(probs_path))
+        log.info("%s %s, %d thread(s): %s", progress.step(), target.name, threads,
+                 _summary(entry, row["accuracy"]))
+    first = row["threads"][str(options.threads[0])]
+    for acc in row["accuracy"].values():
+        if acc["status"] != "ok" and not acc["reason"]:
+            acc["reason"] = first["reason"]
+    statuses = {e["status"] for e in row["threads"].values()}
+    row["status"] = "failed" if "failed" in statuses else "ok"
+    row["reason"] = next((e["reason"] for e in row["threads"].values() if e["reason"]), None)
+    return row
+
+
+def _summary(entry: dict[str, Any], accuracy: dict[str, Any]) -> str:
+    if entry["status"] != "ok":
+        return f"failed: {entry['reason']}"
+    parts = [f"p50 {entry['latency']['p50_ms']:.3f} ms",
+             f"peak RSS {entry['peak_rss_mb']:.0f} MiB"]
+    parts += [f"{name} top-1 {a['top1']:.4f}" for name, a in accuracy.items()
+              if a["status"] == "ok"]
+    return ", ".join(parts)
+
+
+def link_fp32_sources(rows: list[dict[str, Any]]) -> None:
+    """Give each quantised row its fp32 source (same stem; Keras first) and the accuracy drop."""
+    by_key = {(r["stem"], r["peer"], r["format"], r["precision"]): r for r in rows}
+    for row in rows:
+        if row["precision"] in (None, "fp32"):
+            continue
+        source = (by_key.get((row["stem"], row["peer"], "keras", "fp32"))
+                  or by_key.get((row["stem"], row["peer"], row["format"], "fp32")))
+        if source is None:
+            continue
+        row["source_fp32"] = source["artifact"]
+        for name, acc in row["accuracy"].items():
+            src = source["accuracy"].get(name)
+            if src and src["top1"] is not None and acc["top1"] is not None:
+                acc["source_top1"] = src["top1"]
+                acc["drop_pp"] = (src["top1"] - acc["top1"]) * 100.0
+
+
+def _notes(rows: list[dict[str, Any]], options: BenchOptions) -> list[str]:
+    s = options.settings
+    notes = [
+        f"Latency: Predictor.predict on one random input in the model's input spec "
+        f"(preprocessing excluded), {s.runs} timed runs after {s.warmup} warm-up runs; "
+        f"throughput: faces per second from the median of {s.batch_runs} calls per batch size.",
+        "Peak memory: ru_maxrss of a fresh process per artifact and thread count, after load, "
+        "warm-up, batch-1 runs and the largest batch (evaluation and photos not included).",
+        "End-to-end: EmotionRecognizer.analyze() per photo (image already decoded), detection "
+        "(including cropping) and classification (preprocessing and model) timed separately.",
+    ]
+    if any(r["peer"] for r in rows):
+        notes.append(SELECTION_NOTE)
+        notes.append("The peer runs through our harness with its own input spec (64x64 gray, "
+                     "(x/255 - 0.5) * 2). We resize with Pillow's bilinear filter where fer "
+                     "uses cv2.resize (bilinear); on FER2013's 48x48 crops the two differ by at "
+                     "most one grey level.")
+    if options.quick:
+        notes.append(f"Quick run: accuracy on a stratified sample of {s.sample} images and few "
+                     "timed runs; use the full run for published figures.")
+    return notes
+
+
+def run_benchmark(options: BenchOptions) -> dict[str, Any]:
+    """Measure every target; returns the result dict that ``report`` writes."""
+    started = time.monotonic()
+    env = environment()
+    targets = select_targets(options.models, options.backends, options.peer, options.cache_dir)
+    sets = eval_sets(options.data)
+    photos = find_photos(options.photos)
+    runnable = sum(1 for t in targets if not t.skip_reason)
+    log.info("benchmarking %d artifact(s) (%d runnable) x %d thread setting(s)%s",
+             len(targets), runnable, len(options.threads), ", quick" if options.quick else "")
+    progress = _Progress(runnable * len(options.threads))
+    with tempfile.TemporaryDirectory(prefix="emotion-edge-bench-") as tmp:
+        store = CropStore(tmp, options.settings.sample, options.seed)
+        rows = [measure_target(t, options, sets, store, photos, Path(tmp), progress)
+                for t in targets]
+    link_fp32_sources(rows)
+    env["load_average_end"] = _load_average()
+    return {
+        "environment": env,
+        "settings": {**asdict(options.settings), "quick": options.quick,
+                     "threads": list(options.threads), "seed": options.seed,
+                     "photos": options.photos, "photos_reason": photos[1],
+                     "duration_s": round(time.monotonic() - started, 1)},
+        "datasets": [asdict(s) for s in sets],
+        "notes": _notes(rows, options),
+        "rows": rows,
+    }

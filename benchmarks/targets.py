@@ -1,0 +1,116 @@
+"""What a benchmark measures: the artifacts (bundled, given, and the peer's), each a ``Target``.
+
+A target that cannot run here (engine not installed, file missing, peer not fetched) is
+kept with the reason it is skipped, so the report lists it instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..runtime.bundled import bundled_models, resolve_model
+from ..runtime.errors import ConfigError, EmotionEdgeError
+from ..runtime.formats import BACKENDS, ArtifactFormat, format_for_path
+from ..runtime.sidecar import read_sidecar
+from .peer import FETCH_COMMAND, PEER_PACKAGE, PEER_VERSION, peer_artifacts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One artifact to measure; ``skip_reason`` says why it cannot run here."""
+
+    name: str                     # file name, e.g. default.int8.tflite
+    path: Path | None
+    row: ArtifactFormat | None
+    peer: bool = False
+    skip_reason: str | None = None
+    sidecar: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def stem(self) -> str:
+        if self.row and self.name.endswith(self.row.suffix):
+            return self.name[:-len(self.row.suffix)]
+        return self.name.rsplit(".", 1)[0]
+
+    @property
+    def title(self) -> str:
+        title = self.row.title if self.row else self.name
+        return f"{PEER_PACKAGE} {PEER_VERSION} peer, {title}" if self.peer else title
+
+
+def _format_of(path: Path, sidecar: dict[str, Any]) -> ArtifactFormat:
+    """The format row by file name; a plain ``x.tflite`` takes its sidecar's precision."""
+    row = format_for_path(path)
+    if not path.name.lower().endswith(row.suffix) and sidecar.get("precision"):
+        row = format_for_path(path, sidecar["precision"])
+    return row
+
+
+def _target_for(path: Path, peer: bool = False) -> Target:
+    if not path.is_file():
+        return Target(path.name, path, None, peer, f"{path}: no such model file")
+    try:
+        sidecar = read_sidecar(path)
+        row = _format_of(path, sidecar)
+    except EmotionEdgeError as exc:
+        return Target(path.name, path, None, peer, f"cannot read the artifact: {exc}")
+    engine = BACKENDS[row.backend]
+    if not engine.available():
+        return Target(path.name, path, row, peer,
+                      f"the {engine.title} engine ({engine.module}) is not installed; install "
+                      f"it with: pip install 'emotion-edge[{engine.extra}]'", sidecar)
+    return Target(path.name, path, row, peer, None, sidecar)
+
+
+def given_targets(models: tuple[str, ...]) -> list[Target]:
+    """Targets for ``--models`` entries: paths or bundled names (bad ones become skipped)."""
+    out = []
+    for name in models:
+        try:
+            path = resolve_model(name)
+        except EmotionEdgeError as exc:
+            out.append(Target(name, None, None, False, str(exc)))
+            continue
+        out.append(_target_for(path))
+    return out
+
+
+def bundled_targets() -> list[Target]:
+    return [_target_for(path) for paths in bundled_models().values() for path in paths]
+
+
+def peer_targets(cache_dir: str | Path | None = None) -> list[Target]:
+    """The peer's artifacts from the cache; unfetched ones are skipped with the fetch command."""
+    out = []
+    for item, path in peer_artifacts(cache_dir).items():
+        if path is None:
+            out.append(Target(item.artifact, None, format_for_path(item.artifact), True,
+                              f"the peer model is not fetched; run: {FETCH_COMMAND}"))
+        else:
+            out.append(_target_for(path, peer=True))
+    return out
+
+
+def select_targets(models: tuple[str, ...], backends: tuple[str, ...], peer: bool,
+                   cache_dir: str | Path | None = None) -> list[Target]:
+    """Given models (or every bundled one) plus the peer's, kept to ``backends`` if given."""
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise ConfigError(f"unknown backend(s) {', '.join(unknown)}; valid backends: "
+                          f"{', '.join(BACKENDS)}")
+    targets = given_targets(models) if models else bundled_targets()
+    if not models and not targets:
+        log.warning("no bundled models found; pass --models PATH to measure your own")
+    if peer:
+        targets += peer_targets(cache_dir)
+    if backends:
+        targets = [t for t in targets if t.row is None or t.row.backend in backends]
+    if not targets:
+        raise ConfigError("nothing to benchmark: no bundled models, no --models given, and the "
+                          "peer is off or filtered out by --backends")
+    return targets

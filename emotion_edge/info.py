@@ -1,0 +1,81 @@
+"""``emotion-edge info``: the version, which engines are installed, and the bundled models."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import platform
+
+from . import __version__
+
+ENGINE_DISTRIBUTIONS = ("ai-edge-litert", "onnxruntime", "tensorflow-cpu", "tensorflow", "keras",
+                        "tf2onnx", "onnx", "gradio", "matplotlib", "opencv-python-headless",
+                        "numpy", "pillow")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--models", action="store_true", help="also list the trainable architectures")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def collect(with_architectures: bool = False) -> dict:
+    from .runtime.bundled import bundled_models
+    from .runtime.errors import EmotionEdgeError
+    from .runtime.formats import BACKENDS
+    from .runtime.sidecar import read_sidecar
+
+    bundled = {}
+    for name, paths in bundled_models().items():
+        for path in paths:
+            try:
+                meta = read_sidecar(path)
+            except EmotionEdgeError as exc:
+                meta = {"error": str(exc)}
+            bundled[path.name] = {"model": name, "bytes": path.stat().st_size,
+                                  "precision": meta.get("precision"),
+                                  "accuracy": meta.get("accuracy", {}).get("privatetest")}
+    info = {
+        "version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "engines": {name: {"available": b.available(), "extra": b.extra, "module": b.module}
+                    for name, b in BACKENDS.items()},
+        "packages": {d: v for d in ENGINE_DISTRIBUTIONS if (v := _version(d))},
+        "bundled_models": bundled,
+    }
+    if with_architectures:
+        from .train.models import describe_models
+
+        info["architectures"] = describe_models()
+    return info
+
+
+def run(args: argparse.Namespace) -> int:
+    info = collect(args.models)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"emotion-edge {info['version']} (Python {info['python']}, {info['platform']})")
+    print("engines:")
+    for name, e in info["engines"].items():
+        state = "installed" if e["available"] else f"not installed: pip install 'emotion-edge[{e['extra']}]'"
+        print(f"  {name:<12} {state}")
+    print("bundled models:")
+    if not info["bundled_models"]:
+        print("  (none)")
+    for file, m in info["bundled_models"].items():
+        acc = f"  PrivateTest {m['accuracy']:.4f}" if m["accuracy"] is not None else ""
+        print(f"  {file:<28} {m['bytes'] / 1024:8.1f} KiB  {m['precision'] or '?':<8}{acc}")
+    if "architectures" in info:
+        print("architectures (emotion-edge train --model NAME):")
+        for name, summary in info["architectures"].items():
+            print(f"  {name:<14} {summary}")
+    return 0

@@ -1,0 +1,46 @@
+"""Small helpers shared by the export modules: provenance (versions, command) and messages."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from importlib import metadata
+from pathlib import Path
+
+#: distribution names whose versions every export records, by the name shown in the sidecar
+LIBRARIES = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "keras": ("keras",),
+    "tf2onnx": ("tf2onnx",),
+    "onnx": ("onnx",),
+    "onnxruntime": ("onnxruntime",),
+    "ai-edge-litert": ("ai-edge-litert",),
+    "ai-edge-quantizer": ("ai-edge-quantizer",),
+    "tf-keras": ("tf-keras", "tf_keras"),
+    "tensorflow-model-optimization": ("tensorflow-model-optimization",),
+}
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the export libraries (``None`` when one is absent)."""
+    out: dict[str, str | None] = {}
+    for name, dists in LIBRARIES.items():
+        out[name] = None
+        for dist in dists:
+            try:
+                out[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return out
+
+
+def command_line() -> str:
+    """This process's command line, as a shell would take it (program name without its folder)."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message: enough to say what went wrong."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -1,0 +1,339 @@
+"""Export a trained Keras model to every format of the format table, and prove each export.
+
+``export_model`` turns ``model.keras`` (with its sidecar) into one artifact, e.g.
+``model.int8.tflite``; ``export_all`` makes every row of the table and measures each on a
+test split. Each artifact is written into a temporary folder beside its destination,
+loaded through the runtime's ``load_predictor`` and compared with its source on real
+images (tolerances in ``parity.TOLERANCES``); only then are it and its sidecar moved into
+place, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..runtime.errors import ConfigError, ExportError, ModelLoadError
+from ..runtime.formats import FORMATS, ArtifactFormat, artifact_name, find_format
+from ..runtime.predictor import Predictor, load_predictor
+from ..runtime.sidecar import InputSpec, read_sidecar, sha256_of, write_sidecar
+from ..train.data import canonical_split
+from .calibration import (
+    DEFAULT_CALIBRATION_SIZE,
+    DEFAULT_PARITY_SIZE,
+    ImageSet,
+    calibration_set,
+    load_image_set,
+    parity_set,
+)
+from .common import command_line, first_line, library_versions
+from .parity import ParityResult, measure_parity, require_parity
+from .qat import QatOptions, run_qat
+
+log = logging.getLogger(__name__)
+
+#: precisions whose export needs calibration images
+CALIBRATED = {"int8", "qat"}
+#: (format, precision) -> how the artifact is made, recorded in its sidecar
+QUANTIZATION_PATHS = {
+    ("tflite", "fp32"): "TFLiteConverter.from_keras_model, float32",
+    ("tflite", "fp16"): "TFLiteConverter.from_keras_model, float16 weights",
+    ("tflite", "dynamic"): "TFLiteConverter.from_keras_model, dynamic-range int8 weights",
+    ("tflite", "int8"): "TFLiteConverter.from_keras_model, full-integer post-training "
+                        "quantisation calibrated on the representative set",
+    ("tflite", "qat"): "tfmot quantize_model on a tf_keras rebuild, QAT fine-tuning, then "
+                       "TFLiteConverter full-integer",
+    ("onnx", "fp32"): "tf2onnx.convert.from_keras, opset 17, dynamic batch",
+    ("onnx", "int8"): "onnxruntime quantize_static after quant_pre_process: QDQ, per-channel "
+                      "QInt8 weights, QUInt8 activations, MinMax calibration",
+}
+BATCH = 256
+#: split name -> the key the accuracy is recorded under, as in the training sidecar
+SPLIT_KEYS = {"val": "publictest", "test": "privatetest"}
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Where to write, which images to calibrate and check on, and how strictly."""
+
+    out_dir: Path | None = None            # default: beside the source model
+    calibration_data: Path | None = None   # FER2013 CSV or image folder
+    calibration_size: int = DEFAULT_CALIBRATION_SIZE
+    parity_size: int = DEFAULT_PARITY_SIZE
+    int8_io: bool = False                  # int8 input/output for full-integer TFLite
+    overwrite: bool = False
+    seed: int = 0
+    qat: QatOptions = field(default_factory=QatOptions)
+    command: str = ""                      # recorded in sidecars; default: this process's
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """One written artifact, its size, parity and sidecar."""
+
+    path: Path
+    row: ArtifactFormat
+    size_bytes: int
+    parity: ParityResult
+    quantization: str
+    sidecar: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of ``export --all``: an artifact (or the source) and how it measured."""
+
+    format: str
+    precision: str
+    path: str
+    size_bytes: int | None
+    parity: str
+    parity_value: float | None
+    accuracy: float | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The Keras model being exported, with its sidecar."""
+
+    path: Path
+    model: Any
+    sidecar: dict[str, Any]
+    sha256: str
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.sidecar["labels"])
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return InputSpec.from_dict(self.sidecar["input"])
+
+    @property
+    def stem(self) -> str:
+        return self.path.name[:-len(".keras")]
+
+
+def load_source(path: str | os.PathLike) -> SourceModel:
+    """Load a ``.keras`` model and its sidecar, or raise ``ModelLoadError`` saying why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such model file")
+    if not path.name.endswith(".keras"):
+        raise ModelLoadError(f"{path}: expected a trained Keras 3 model file (*.keras)")
+    sidecar = read_sidecar(path)
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001  Keras raises many types for a bad file
+        raise ModelLoadError(f"{path}: not a readable Keras model ({first_line(exc)})") from None
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelLoadError(f"{path}: expected a model with one input and one output")
+    return SourceModel(path=path, model=model, sidecar=sidecar, sha256=sha256_of(path))
+
+
+def predict_all(predictor: Predictor, x: np.ndarray) -> np.ndarray:
+    """``predictor``'s probabilities for every image of ``x``, in batches."""
+    return np.concatenate([predictor.predict(x[i:i + BATCH]) for i in range(0, len(x), BATCH)])
+
+
+class Exporter:
+    """Exports one source model; loads its data sets once and shares them between exports."""
+
+    def __init__(self, model_path: str | os.PathLike, options: ExportOptions = ExportOptions()):
+        self.source = load_source(model_path)
+        self.options = options
+        self.out_dir = Path(options.out_dir) if options.out_dir else self.source.path.parent
+        self._eval_sets: dict[str, ImageSet] = {}
+
+    # ---- data
+
+    @cached_property
+    def data_path(self) -> Path:
+        """Real images: ``--calibration-data``, else the data set the model was trained on."""
+        if self.options.calibration_data:
+            return Path(self.options.calibration_data)
+        trained_on = self.source.sidecar.get("training", {}).get("config", {}).get("data")
+        if trained_on and Path(trained_on).exists():
+            log.info("using the training data recorded in the sidecar: %s", trained_on)
+            return Path(trained_on)
+        raise ConfigError(
+            "exports are checked on real images and int8/qat exports are calibrated on them: "
+            "pass --calibration-data PATH (the FER2013 CSV, e.g. fer2013.csv.gz, or a folder "
+            "of face images in <label>/ subfolders)")
+
+    @cached_property
+    def calibration(self) -> ImageSet:
+        return calibration_set(self.data_path, self.source.labels, self.source.input_spec,
+                               self.options.calibration_size, self.options.seed)
+
+    @cached_property
+    def parity_images(self) -> ImageSet:
+        return parity_set(self.data_path, self.source.labels, self.source.input_spec,
+                          self.options.parity_size, self.options.seed)
+
+    @cached_property
+    def source_predictor(self) -> Predictor:
+        return load_predictor(self.source.path)
+
+    @cached_property
+    def reference(self) -> np.ndarray:
+        """The source's probabilities on the parity images."""
+        return predict_all(self.source_predictor, self.parity_images.x)
+
+    # ---- export
+
+    def destination(self, row: ArtifactFormat) -> Path:
+        if row.format == "keras":
+            raise ConfigError("keras is the source format; export to: " + ", ".join(
+                sorted({r.format for r in FORMATS if r.format != "keras"})))
+        dest = self.out_dir / artifact_name(self.source.stem, row)
+        if dest.exists() and not self.options.overwrite:
+            raise ExportError(f"{dest}: already exists; pass --overwrite to replace it")
+        return dest
+
+    def export(self, fmt: str, precision: str) -> ExportResult:
+        """Convert, check parity, and move the artifact and its sidecar into place."""
+        row = find_format(fmt, precision)
+        dest = self.destination(row)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(dir=self.out_dir, prefix=f".{dest.name}-"))
+        try:
+            tmp = tmp_dir / dest.name
+            details = self._convert(row, tmp)
+            sidecar = self._sidecar(row, tmp, details)
+            write_sidecar(tmp, sidecar)
+            parity = require_parity(self.check_parity(tmp, precision), dest)
+            sidecar["parity"] = parity.to_dict()
+            write_sidecar(tmp, sidecar)
+            os.replace(tmp, dest)
+            os.replace(tmp_dir / f"{dest.name}.json", Path(f"{dest}.json"))
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        log.info("%s: %s, %d bytes, parity %s", dest, row.title, sidecar["size_bytes"],
+                 parity.describe())
+        return ExportResult(path=dest, row=row, size_bytes=sidecar["size_bytes"], parity=parity,
+                            quantization=sidecar["export"]["quantization"], sidecar=sidecar)
+
+    def check_parity(self, artifact: Path, precision: str) -> ParityResult:
+        """Compare ``artifact`` (loaded by the runtime) with the source on the parity images."""
+        with load_predictor(artifact) as predictor:
+            probs = predict_all(predictor, self.parity_images.x)
+        data = f"{self.parity_images.source} ({self.parity_images.split})"
+        return measure_parity(precision, self.reference, probs, data)
+
+    def accuracy(self, artifact: Path, split: str) -> float:
+        """Top-1 accuracy of ``artifact`` on all of ``split`` of the data, via the runtime."""
+        images = self.eval_set(split)
+        with load_predictor(artifact) as predictor:
+            probs = predict_all(predictor, images.x)
+        return float((probs.argmax(1) == images.y).mean())
+
+    def eval_set(self, split: str) -> ImageSet:
+        """All images of ``split`` of the data, prepared (loaded once)."""
+        if split not in self._eval_sets:
+            self._eval_sets[split] = load_image_set(self.data_path, split, self.source.labels,
+                                                    self.source.input_spec, None,
+                                                    self.options.seed)
+        return self._eval_sets[split]
+
+    def _convert(self, row: ArtifactFormat, tmp: Path) -> dict[str, Any]:
+        """Write the artifact for ``row`` to ``tmp``; return what the sidecar should say."""
+        calibration = self.calibration if row.precision in CALIBRATED else None
+        details: dict[str, Any] = {
+            "quantization": QUANTIZATION_PATHS[(row.format, row.precision)],
+            "calibration": calibration.describe() | {"seed": self.options.seed}
+            if calibration else None,
+        }
+        int8_io = self.options.int8_io and row.format == "tflite" and row.precision in CALIBRATED
+        details["io"] = "int8" if int8_io else "float32"
+        if row.format == "tflite" and row.precision == "qat":
+            details["qat"] = run_qat(self.source.path, self.data_path, calibration.x, tmp,
+                                     self.options.qat, int8_io)
+        elif row.format == "tflite":
+            from .tflite import convert_tflite
+
+            tmp.write_bytes(convert_tflite(self.source.model, row.precision,
+                                           calibration.x if calibration else None, int8_io))
+        else:
+            from .onnx_export import convert_onnx
+
+            convert_onnx(self.source.model, row.precision, tmp,
+                         calibration.x if calibration else None)
+        return details
+
+    def _sidecar(self, row: ArtifactFormat, tmp: Path, details: dict[str, Any]) -> dict[str, Any]:
+        src = self.source
+        keep = ("name", "parameters", "macs", "training", "accuracy")
+        return {
+            "name": src.sidecar.get("name", src.stem),
+            "format": row.format,
+            "precision": row.precision,
+            "title": row.title,
+            "labels": list(src.labels),
+            "input": dict(src.sidecar["input"]),
+            "io": {"input": details["io"], "output": details["io"]},
+            "sha256": sha256_of(tmp),
+            "size_bytes": tmp.stat().st_size,
+            "export": {
+                "command": self.options.command or command_line(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "versions": library_versions(),
+                "quantization": details["quantization"],
+                "calibration": details["calibration"],
+                **({"qat": details["qat"]} if "qat" in details else {}),
+            },
+            "parity": None,
+            "source": {"file": src.path.name, "sha256": src.sha256}
+            | {k: src.sidecar[k] for k in keep if k in src.sidecar},
+        }
+
+
+def export_model(model_path: str | os.PathLike, fmt: str, precision: str,
+                 options: ExportOptions = ExportOptions()) -> ExportResult:
+    """Export ``model_path`` (a ``.keras`` model with its sidecar) to ``fmt``/``precision``."""
+    row = find_format(fmt, precision)
+    return Exporter(model_path, options).export(row.format, row.precision)
+
+
+def export_all(model_path: str | os.PathLike, options: ExportOptions = ExportOptions(),
+               eval_split: str = "test") -> list[SummaryRow]:
+    """Export every row of the format table and measure each artifact's accuracy on
+    ``eval_split``; a row that fails is reported with its error and the rest go on."""
+    eval_split = canonical_split(eval_split)
+    exporter = Exporter(model_path, options)
+    rows = [r for r in FORMATS if r.format != "keras"]
+    for row in rows:  # refuse before any work if a destination is taken
+        exporter.destination(row)
+    source = exporter.source.path
+    summary = [SummaryRow("keras", "fp32", str(source), source.stat().st_size, "source", None,
+                          exporter.accuracy(source, eval_split))]
+    for row in rows:
+        try:
+            result = exporter.export(row.format, row.precision)
+        except ExportError as exc:
+            log.error("%s: %s", row.title, exc)
+            summary.append(SummaryRow(row.format, row.precision, "", None, "failed", None,
+                                      None, str(exc)))
+            continue
+        accuracy = exporter.accuracy(result.path, eval_split)
+        sidecar = dict(result.sidecar)
+        sidecar["accuracy"] = {
+            SPLIT_KEYS.get(eval_split, eval_split): accuracy,
+            "images": len(exporter.eval_set(eval_split)),
+            "measured_by": f"emotion-edge export --all on {exporter.data_path} ({eval_split})"}
+        write_sidecar(result.path, sidecar)
+        summary.append(SummaryRow(row.format, row.precision, str(result.path), result.size_bytes,
+                                  result.parity.describe(), result.parity.value, accuracy))
+    return summary

@@ -1,0 +1,119 @@
+"""Tiny model artifacts for tests: a Keras model exported to TFLite and ONNX, each with a sidecar.
+
+Test files import these helpers (``from artifacts import make_tflite``); conversions take a
+second or two each, so callers build them once per module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from conftest import build_tiny_keras, save_with_sidecar
+from emotion_edge.runtime.labels import FER2013_LABELS
+from emotion_edge.runtime.sidecar import InputSpec, read_sidecar, sha256_of, write_sidecar
+
+
+def sample_faces(n: int = 8, seed: int = 0) -> np.ndarray:
+    """``n`` uint8 48x48 gray "faces" with class-like brightness patterns."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, (n, 48, 48)).astype(np.int32)
+    for i in range(n):
+        label = i % 7
+        images[i] += label * 28
+        images[i, label * 6:(label + 1) * 6, :] = 255
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def sample_batch(n: int = 8, seed: int = 0) -> np.ndarray:
+    """``sample_faces`` as model input for the default input spec: float32 (n, 48, 48, 1)."""
+    return (sample_faces(n, seed).astype(np.float32) / 255.0)[..., None]
+
+
+def build_varied_keras(seed: int = 0):
+    """``build_tiny_keras`` with its last layer set so the top-1 class varies by input.
+
+    The untrained model gives every input nearly the same probabilities; standardising
+    the pooled features of ``sample_batch`` in the ``logits`` layer spreads them out (one
+    scale for all features, so int8 quantisation keeps them), and
+    backends can be compared on their top-1.
+    """
+    import keras
+
+    model = build_tiny_keras(seed=seed)
+    layer = model.get_layer("logits")
+    kernel, _ = layer.get_weights()
+    features = keras.Model(model.input, layer.input).predict(sample_batch(32, seed=1),
+                                                             verbose=0)
+    kernel = kernel / features.std(axis=0).mean() * 10.0
+    layer.set_weights([kernel, -features.mean(axis=0) @ kernel])
+    return model
+
+
+def make_all(folder: Path, model=None) -> dict[str, Path]:
+    """One model as Keras, TFLite fp32/fp16/int8 and ONNX fp32 in ``folder``, by format key."""
+    model = model or build_varied_keras()
+    folder = Path(folder)
+    return {
+        "keras-fp32": make_keras(folder / "tiny.keras", model),
+        "tflite-fp32": make_tflite(folder / "tiny.fp32.tflite", model),
+        "tflite-fp16": make_tflite(folder / "tiny.fp16.tflite", model, "fp16"),
+        "tflite-int8": make_tflite(folder / "tiny.int8.tflite", model, "int8"),
+        "onnx-fp32": make_onnx(folder / "tiny.fp32.onnx", model),
+    }
+
+
+def write_artifact_sidecar(path: Path, fmt: str, precision: str, labels=None,
+                           spec: InputSpec | None = None) -> Path:
+    write_sidecar(path, {
+        "name": "tiny", "format": fmt, "precision": precision,
+        "labels": list(labels or FER2013_LABELS), "input": (spec or InputSpec()).to_dict(),
+        "sha256": sha256_of(path),
+    })
+    return path
+
+
+def make_keras(path: Path, model=None) -> Path:
+    """The tiny Keras model saved at ``path`` (``*.keras``) with its sidecar."""
+    return save_with_sidecar(model or build_tiny_keras(), Path(path))
+
+
+def make_tflite(path: Path, model=None, precision: str = "fp32") -> Path:
+    """Convert the tiny Keras model to TFLite: ``fp32``, ``fp16`` or ``int8`` (int8 I/O)."""
+    import tensorflow as tf
+
+    model = model or build_tiny_keras()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        calibration = sample_batch(32, seed=1)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    path = Path(path)
+    path.write_bytes(converter.convert())
+    return write_artifact_sidecar(path, "tflite", precision)
+
+
+def make_onnx(path: Path, model=None) -> Path:
+    """Convert the tiny Keras model to ONNX (fp32, opset 17) with a dynamic batch."""
+    import tensorflow as tf
+    import tf2onnx
+
+    model = model or build_tiny_keras()
+    signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")]
+    path = Path(path)
+    tf2onnx.convert.from_keras(model, input_signature=signature, opset=17,
+                               output_path=str(path))
+    return write_artifact_sidecar(path, "onnx", "fp32")
+
+
+def edit_sidecar(path: Path, **changes) -> None:
+    """Change fields of an artifact's sidecar in place (for tests of disagreeing sidecars)."""
+    data = read_sidecar(path)
+    data.update(changes)
+    write_sidecar(path, data)

@@ -1,0 +1,185 @@
+"""The Gradio app in-process: the backend menu, the named API endpoints through
+``gradio_client``, the webcam stream function, bad inputs, and the frame-rate script.
+
+Tiny models made here stand in for the bundled one; engines are real.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+pytest.importorskip("gradio")
+pytest.importorskip("ai_edge_litert")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tf2onnx")
+
+from artifacts import make_keras, make_onnx, make_tflite  # noqa: E402
+from conftest import build_tiny_keras  # noqa: E402
+from emotion_edge.app.catalog import find_models  # noqa: E402
+from emotion_edge.app.fps import measure_fps, recorded_frames  # noqa: E402
+from emotion_edge.app.render import face_cards_html  # noqa: E402
+from emotion_edge.app.ui import EXAMPLES_DIR, build_app, launch, make_service  # noqa: E402
+from emotion_edge.runtime.errors import BadImageError, NoFaceError  # noqa: E402
+from emotion_edge.runtime.formats import BACKENDS, Backend  # noqa: E402
+
+PHOTO = EXAMPLES_DIR / "grace_hopper.jpg"
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    """Tiny TFLite int8 and fp16, ONNX fp32 and Keras artifacts of one model."""
+    folder = tmp_path_factory.mktemp("models")
+    model = build_tiny_keras()
+    make_tflite(folder / "tiny.int8.tflite", model, "int8")
+    make_tflite(folder / "tiny.fp16.tflite", model, "fp16")
+    make_onnx(folder / "tiny.fp32.onnx", model)
+    make_keras(folder / "tiny.keras", model)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def service(models_dir):
+    service = make_service(models_dir=models_dir)
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    from gradio_client import Client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo = launch(build_app(service, report=None), port=port, block=False, quiet=True)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+def test_menu_lists_every_artifact_with_int8_first_choice(service):
+    titles = [c.title for c in service.choices]
+    assert titles == ["Keras fp32", "TFLite fp16", "TFLite int8", "ONNX fp32"]
+    assert service.default.title == "TFLite int8"
+    assert all(c.available for c in service.choices)
+
+
+def test_missing_engine_is_listed_as_unavailable_not_hidden(models_dir, monkeypatch):
+    monkeypatch.setitem(BACKENDS, "keras",
+                        Backend("keras", "emotion_edge_absent_engine", "keras", "Keras"))
+    service = make_service(models_dir=models_dir)
+    keras = next(c for c in service.choices if c.format.format == "keras")
+    assert keras.label == "Keras fp32 (unavailable: pip install 'emotion-edge[keras]')"
+    with pytest.raises(Exception, match=r"emotion-edge\[keras\]"):
+        service.analyze(PHOTO, keras.key)
+    rows, _ = service.compare(PHOTO)
+    assert next(r for r in rows if r[0] == "Keras fp32")[-1].startswith("unavailable")
+    service.close()
+
+
+def test_predict_endpoint_boxes_and_labels_a_face(client):
+    from gradio_client import handle_file
+
+    image, cards, status, details = client.predict(
+        handle_file(PHOTO), "TFLite int8", "blazeface", api_name="/predict")
+    assert Path(image).is_file()
+    assert "1 face" in status and "detection" in status and "classification" in status
+    face = details["faces"][0]
+    assert set(face) == {"box", "detection_score", "label", "score", "probabilities"}
+    assert len(face["probabilities"]) == 7 and face["label"] in face["probabilities"]
+    assert 'class="ee-card"' in cards and face["label"] in cards
+
+
+def test_predict_endpoint_reports_bad_input_as_a_message(client, tmp_path):
+    from gradio_client import handle_file
+
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    image, _, status, details = client.predict(
+        handle_file(text), "TFLite int8", "blazeface", api_name="/predict")
+    assert image is None and "not a readable image" in status
+    assert "not a readable image" in details["error"]
+
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+    Image.fromarray(np.full((200, 300, 3), 90, np.uint8)).save(blank)
+    _, _, status, _ = client.predict(handle_file(blank), "TFLite int8", "blazeface",
+                                     api_name="/predict")
+    assert "no face found" in status
+
+    _, _, status, _ = client.predict(handle_file(PHOTO), "No such backend", "blazeface",
+                                     api_name="/predict")
+    assert "unknown backend" in status
+
+
+def test_compare_endpoint_runs_every_backend(client):
+    from gradio_client import handle_file
+
+    table, summary = client.predict(handle_file(PHOTO), "blazeface", "TFLite int8",
+                                    api_name="/compare")
+    assert table["headers"][:3] == ["backend", "label", "confidence"]
+    rows = table["data"]
+    assert [r[0] for r in rows] == ["Keras fp32", "TFLite fp16", "TFLite int8 (selected)",
+                                    "ONNX fp32"]
+    majority = Counter(r[1] for r in rows).most_common(1)[0][0]
+    assert f"**{majority}**" in summary
+    assert all((r[-1] == "✓") == (r[1] == majority) for r in rows)
+    assert "4 backends" in summary
+
+
+def test_stream_annotates_a_sequence_of_frames(service):
+    frames = recorded_frames(PHOTO, count=6)
+    for frame in frames:
+        annotated, status = service.stream(frame, "TFLite fp16")
+        assert annotated.shape == frame.shape and "ms per frame" in status
+        assert not np.array_equal(annotated, frame)  # a box was drawn
+    assert service.stream(None, "TFLite int8")[1].startswith("Waiting")
+    _, status = service.stream(np.zeros((1, 1, 3), np.uint8), "TFLite int8")
+    assert status.startswith("⚠️") and "too small" in status
+
+
+def test_huge_photo_is_downscaled_and_cards_show_every_face(service, tmp_path):
+    from PIL import Image
+
+    big = tmp_path / "big.jpg"
+    Image.open(PHOTO).resize((2560, 3000)).save(big, quality=80)
+    result = service.analyze(big, "ONNX fp32")
+    assert result.original_size == (2560, 3000) and max(result.analysed_size) == 1600
+    assert "analysed at" in result.summary()
+    assert face_cards_html(result.faces).count('class="ee-card"') == len(result.faces)
+
+
+def test_service_errors_are_typed(service, tmp_path):
+    with pytest.raises(BadImageError, match="no image"):
+        service.analyze(None, "TFLite int8")
+    with pytest.raises(NoFaceError):
+        service.analyze(np.full((120, 160, 3), 200, np.uint8), "TFLite int8")
+
+
+def test_find_models_rejects_a_non_model(tmp_path):
+    from emotion_edge.runtime.errors import ConfigError
+
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not a model file"):
+        find_models([tmp_path / "notes.txt"])
+
+
+def test_fps_of_the_stream_function(models_dir):
+    rate = measure_fps(models_dir / "tiny.int8.tflite", frames=10)
+    assert rate.backend == "TFLite int8" and rate.frames == 10
+    assert rate.face_found == 1.0 and rate.fps > 0
+
+
+def test_app_subcommand_is_registered():
+    from emotion_edge.cli import build_parser
+
+    args = build_parser().parse_args(["app", "--models-dir", "x", "--port", "7999"])
+    assert args.command == "app" and args.port == 7999 and args.host == "127.0.0.1"

@@ -1,0 +1,200 @@
+"""Face detection: BlazeFace (both ranges) and Haar on the demo photos, synthetic and huge
+images, gray input, eye-levelled crops, and the errors for bad names and missing engines."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+from emotion_edge.runtime.detection import (
+    BLAZEFACE_MODELS,
+    DETECTORS,
+    Detection,
+    crop_face,
+    eye_angle,
+    load_detector,
+    ssd_anchors,
+    weighted_nms,
+)
+from emotion_edge.runtime.errors import BackendUnavailableError, ConfigError
+from emotion_edge.runtime.image import read_image, resize, to_gray
+
+pytest.importorskip("ai_edge_litert")
+
+
+@pytest.fixture(scope="module")
+def blazeface():
+    with load_detector("blazeface") as detector:
+        yield detector
+
+
+def _iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union
+
+
+def _rotated(image: np.ndarray, degrees: float) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).rotate(degrees, Image.Resampling.BILINEAR))
+
+
+def test_anchor_layout_matches_mediapipe():
+    assert len(ssd_anchors(BLAZEFACE_MODELS["blazeface"])) == 896
+    assert len(ssd_anchors(BLAZEFACE_MODELS["blazeface-full"])) == 2304
+    anchors = ssd_anchors(BLAZEFACE_MODELS["blazeface"])
+    np.testing.assert_allclose(anchors[:3], [[1 / 32, 1 / 32]] * 2 + [[3 / 32, 1 / 32]])
+
+
+def test_weighted_nms_blends_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]], float)
+    points = np.zeros((3, 6, 2))
+    scores = np.array([0.9, 0.3, 0.8])
+    merged, _, kept = weighted_nms(boxes, points, scores, 0.3)
+    np.testing.assert_allclose(merged[0], [0.5, 0, 10.5, 10])  # (0.9*0 + 0.3*2) / 1.2
+    np.testing.assert_allclose(kept, [0.9, 0.8])
+
+
+@pytest.mark.parametrize("photo, expected", [
+    ("grace_hopper.jpg", 1), ("astronaut.png", 1), ("chelsea.png", 0)])
+@pytest.mark.parametrize("name", ["blazeface", "blazeface-full"])
+def test_demo_portraits(demo_faces, name, photo, expected):
+    with load_detector(name) as detector:
+        faces = detector.detect(read_image(demo_faces / photo))
+    assert len(faces) == expected
+    for face in faces:
+        assert face.keypoints.shape == (6, 2)
+        right_eye, left_eye = face.keypoints[:2]
+        assert right_eye[0] < left_eye[0]  # the person's right eye is on the image's left
+
+
+@pytest.mark.parametrize("name, options, at_least", [
+    ("blazeface-full", {"tiling": 1}, 20),
+    ("blazeface", {"tiling": 2, "score_threshold": 0.75}, 22),
+])
+def test_group_photo(demo_faces, name, options, at_least):
+    image = read_image(demo_faces / "nasa_astronaut_class.jpg")
+    with load_detector(name, **options) as detector:
+        faces = detector.detect(image)
+        cat = detector.detect(read_image(demo_faces / "chelsea.png"))
+    assert at_least <= len(faces) <= 23
+    assert cat == []
+    assert [f.score for f in faces] == sorted((f.score for f in faces), reverse=True)
+    sides = [f.box[2] - f.box[0] for f in faces]
+    assert 20 < np.median(sides) < 50  # faces are about 35 px wide
+
+
+def test_face_on_a_larger_canvas_lands_where_pasted(demo_faces, blazeface):
+    face = read_image(demo_faces / "grace_hopper.jpg")
+    reference = blazeface.detect(face)[0].box
+    canvas = np.zeros((800, 900, 3), np.uint8)
+    canvas[150:750, 330:842] = face
+    faces = blazeface.detect(canvas)
+    assert len(faces) == 1
+    expected = np.add(reference, [330, 150, 330, 150])
+    assert _iou(faces[0].box, expected) > 0.8
+
+
+def test_blank_images_have_no_face(blazeface):
+    assert blazeface.detect(np.zeros((480, 640, 3), np.uint8)) == []
+    assert blazeface.detect(np.full((300, 200), 255, np.uint8)) == []
+
+
+def test_gray_input(demo_faces, blazeface):
+    faces = blazeface.detect(to_gray(read_image(demo_faces / "astronaut.png")))
+    assert len(faces) == 1
+
+
+def test_huge_image_gives_boxes_in_original_pixels(demo_faces, blazeface):
+    face = read_image(demo_faces / "grace_hopper.jpg")
+    reference = np.array(blazeface.detect(face)[0].box)
+    big = resize(face, 512 * 8, 600 * 8)
+    huge = np.zeros((10_000, 10_000, 3), np.uint8)
+    huge[2000:2000 + big.shape[0], 3000:3000 + big.shape[1]] = big
+    faces = blazeface.detect(huge)
+    assert len(faces) == 1
+    expected = reference * 8 + [3000, 2000, 3000, 2000]
+    assert _iou(faces[0].box, expected) > 0.8
+    assert crop_face(huge, faces[0], size=48).shape == (48, 48, 3)
+
+
+def test_max_faces_and_min_face_size(demo_faces):
+    image = read_image(demo_faces / "nasa_astronaut_class.jpg")
+    with load_detector("blazeface-full", tiling=1, max_faces=5) as detector:
+        assert len(detector.detect(image)) == 5
+    with load_detector("blazeface-full", tiling=1, min_face_size=60) as detector:
+        assert detector.detect(image) == []
+
+
+def test_crop_shape_and_channels(demo_faces, blazeface):
+    image = read_image(demo_faces / "astronaut.png")
+    face = blazeface.detect(image)[0]
+    crop = crop_face(image, face, size=48)
+    assert crop.shape == (48, 48, 3) and crop.dtype == np.uint8
+    gray = crop_face(to_gray(image), face)
+    assert gray.ndim == 2 and gray.shape[0] == gray.shape[1]
+    side = max(face.box[2] - face.box[0], face.box[3] - face.box[1])
+    assert abs(gray.shape[0] - side * 1.12) <= 1
+
+
+def test_crop_levels_synthetic_eyes():
+    """Two bright dots on a line tilted by 20 degrees come out level in the crop."""
+    size, centre, tilt = 200, np.array([100.0, 100.0]), math.radians(20)
+    axis, down = np.array([math.cos(tilt), math.sin(tilt)]), np.array([-math.sin(tilt),
+                                                                        math.cos(tilt)])
+    eyes = [centre - 25 * axis, centre + 25 * axis]
+    yy, xx = np.mgrid[:size, :size]
+    image = np.zeros((size, size), np.uint8)
+    for x, y in eyes:
+        image[(xx - x) ** 2 + (yy - y) ** 2 <= 16] = 255
+    keypoints = np.array([*eyes, centre + 20 * down, centre + 40 * down,
+                          centre - 45 * axis, centre + 45 * axis])
+    face = Detection((50.0, 50.0, 150.0, 150.0), 1.0, keypoints)
+    assert eye_angle(keypoints) == pytest.approx(20)
+    crop = crop_face(image, face, margin=0.0).astype(float)
+    half = crop.shape[1] // 2
+    ys = np.arange(crop.shape[0])
+    left_y = (crop[:, :half].sum(1) * ys).sum() / crop[:, :half].sum()
+    right_y = (crop[:, half:].sum(1) * ys).sum() / crop[:, half:].sum()
+    assert abs(left_y - right_y) < 0.5
+
+
+@pytest.mark.parametrize("degrees", [-20, 20])
+def test_crop_levels_a_rotated_face(demo_faces, blazeface, degrees):
+    image = _rotated(read_image(demo_faces / "grace_hopper.jpg"), degrees)
+    face = blazeface.detect(image)[0]
+    assert abs(eye_angle(face.keypoints)) > 15
+    again = blazeface.detect(crop_face(image, face, margin=0.5))
+    assert len(again) == 1 and abs(eye_angle(again[0].keypoints)) < 6
+
+
+def test_haar(demo_faces):
+    pytest.importorskip("cv2")
+    with load_detector("haar") as detector:
+        faces = detector.detect(read_image(demo_faces / "grace_hopper.jpg"))
+        assert detector.detect(read_image(demo_faces / "chelsea.png")) == []
+    assert len(faces) == 1 and faces[0].keypoints is None and faces[0].score >= 0.5
+    assert crop_face(read_image(demo_faces / "grace_hopper.jpg"), faces[0], size=48).shape == (
+        48, 48, 3)
+
+
+def test_haar_without_opencv(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(BackendUnavailableError, match=r"emotion-edge\[opencv\]"):
+        load_detector("haar")
+
+
+def test_bad_names_and_options():
+    with pytest.raises(ConfigError, match="blazeface-full"):
+        load_detector("yolo")
+    assert set(DETECTORS) == {"blazeface", "blazeface-full", "haar"}
+    with pytest.raises(ConfigError, match="valid options"):
+        load_detector("blazeface", thresold=0.5)
+    with pytest.raises(ConfigError, match="score_threshold"):
+        load_detector("blazeface", score_threshold=2)
+    with pytest.raises(ConfigError, match="tiling"):
+        load_detector("haar", tiling=1)

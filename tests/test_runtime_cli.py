@@ -1,0 +1,94 @@
+"""``emotion-edge predict`` end to end on a tiny TFLite model and a few images."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from artifacts import make_tflite, sample_faces
+from PIL import Image
+
+from emotion_edge.cli import main
+
+pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return make_tflite(tmp_path_factory.mktemp("cli") / "tiny.fp32.tflite")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Three face crops, a broken PNG, and a text file that is skipped."""
+    images = tmp_path / "faces"
+    (images / "sub").mkdir(parents=True)
+    for i, face in enumerate(sample_faces(3)):
+        Image.fromarray(face).save(images / ("sub" if i == 2 else ".") / f"face{i}.png")
+    (images / "broken.png").write_bytes((images / "face0.png").read_bytes()[:100])
+    (images / "notes.txt").write_text("not an image")
+    return images
+
+
+def predict(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["predict", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_folder_goes_on_past_a_bad_file(capsys, caplog, model, folder):
+    code, out, _ = predict(capsys, folder, "--model", model, "--no-detect", "--json")
+    assert code == 1
+    reports = {r["file"].split("faces/")[1]: r for r in json.loads(out)}
+    assert set(reports) == {"broken.png", "face0.png", "face1.png", "sub/face2.png"}
+    assert reports["broken.png"]["status"] == "error"
+    assert "not a readable image" in reports["broken.png"]["error"]
+    face = reports["face1.png"]["faces"][0]
+    assert reports["face1.png"]["status"] == "ok" and face["box"] == [0, 0, 48, 48]
+    assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert "1 of 4 files failed" in caplog.text
+
+
+def test_csv_and_table(capsys, model, folder):
+    code, out, _ = predict(capsys, folder / "face0.png", folder / "face1.png", "--model", model,
+                           "--no-detect", "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["face"] for r in rows] == ["0", "0"]
+    assert rows[0]["status"] == "ok" and float(rows[0]["score"]) > 0
+    code, out, _ = predict(capsys, folder / "face0.png", folder / "missing.png", "--model",
+                           model, "--no-detect")
+    assert code == 1 and "face0.png" in out and "no such file or folder" in out
+
+
+def test_no_face_is_reported_not_failed(capsys, model, demo_faces, tmp_path):
+    code, out, _ = predict(capsys, demo_faces / "chelsea.png", demo_faces / "grace_hopper.jpg",
+                           "--model", model, "--json")
+    chelsea, grace = json.loads(out)
+    assert code == 0 and chelsea["status"] == "no face" and chelsea["faces"] == []
+    assert grace["status"] == "ok" and grace["faces"][0]["detection_score"] > 0.5
+
+
+def test_annotate_never_overwrites_without_flag(capsys, model, demo_faces, tmp_path):
+    photo = shutil.copy(demo_faces / "grace_hopper.jpg", tmp_path / "grace.jpg")
+    out_dir = tmp_path / "annotated"
+    code, _, _ = predict(capsys, photo, "--model", model)
+    assert code == 0 and not out_dir.exists()
+    code, _, _ = predict(capsys, photo, "--model", model, "--annotate", out_dir)
+    target = out_dir / "grace_emotions.png"
+    assert code == 0 and target.is_file()
+    drawn = np.asarray(Image.open(target).convert("RGB"))
+    assert drawn.shape == np.asarray(Image.open(photo)).shape
+    target.write_bytes(b"keep me")
+    code, out, _ = predict(capsys, photo, "--model", model, "--annotate", out_dir)
+    assert code == 1 and "already exists" in out and target.read_bytes() == b"keep me"
+    code, _, _ = predict(capsys, photo, "--model", model, "--annotate", out_dir, "--overwrite")
+    assert code == 0 and Image.open(target).size == (512, 600)
+
+
+def test_bad_model_is_a_clean_error(capsys, folder, tmp_path):
+    code, out, err = predict(capsys, folder, "--model", tmp_path / "absent.int8.tflite")
+    assert code == 2 and "no such model file" in err and "Traceback" not in err

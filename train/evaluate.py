@@ -1,0 +1,86 @@
+"""``emotion-edge evaluate``: score any model the package can load on a labelled data set.
+
+Works for every artifact the runtime loads (``.keras``, ``.tflite``, ``.onnx``) on a
+FER2013 CSV split or an image folder. Needs no TensorFlow unless the model is Keras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default=None,
+                   help="model file (.keras/.tflite/.onnx) or bundled model name "
+                        "(default: the bundled default)")
+    p.add_argument("--data", required=True,
+                   help="FER2013 CSV (.csv or .csv.gz) or image folder ROOT/<label>/*.png")
+    p.add_argument("--split", default="test",
+                   help="train, val (PublicTest) or test (PrivateTest, default)")
+    p.add_argument("--backend", help="engine to run the model with (default: from its format)")
+    p.add_argument("--threads", type=int, help="engine threads")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--json", metavar="OUT", help="write the full report as JSON ('-' = stdout)")
+
+
+def evaluate(model: str | None, data: str, split: str = "test", *, backend: str | None = None,
+             threads: int | None = None, batch_size: int = 256) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class scores and confusion matrix of ``model`` on ``data``."""
+    from ..runtime import load_predictor
+    from ..runtime.preprocess import prepare_batch
+    from .data import canonical_split, load_split
+    from .metrics import classification_report
+
+    with load_predictor(model, backend=backend, threads=threads) as predictor:
+        spec = predictor.input_spec
+        labels = tuple(predictor.labels)
+        split_name = canonical_split(split)
+        ds = load_split(data, split_name, labels=labels, size=spec.height, channels=spec.channels)
+        started = time.perf_counter()
+        probs = [predictor.predict(prepare_batch(list(ds.x[i:i + batch_size]), spec))
+                 for i in range(0, len(ds), batch_size)]
+        seconds = time.perf_counter() - started
+        report = classification_report(ds.y, np.concatenate(probs), labels)
+        info = predictor.info
+    report.update({
+        "model": str(info.path),
+        "format": info.format,
+        "precision": info.precision,
+        "backend": info.backend,
+        "data": str(data),
+        "split": split_name,
+        "images_scored": report.pop("images"),
+        "images_skipped": int(sum(ds.skipped.values())),
+        "skipped": ds.skipped,
+        "seconds": round(seconds, 3),
+    })
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate(args.model, args.data, args.split, backend=args.backend,
+                      threads=args.threads, batch_size=args.batch_size)
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+        return 0
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{report['model']} ({report['format']} {report['precision']}, {report['backend']}) "
+          f"on {report['data']} [{report['split']}]")
+    print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
+          f"images {report['images_scored']}  skipped {report['images_skipped']}")
+    for label, row in report["per_class"].items():
+        print(f"  {label:<9} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+              f"f1 {row['f1']:.3f}  n={row['support']}")
+    for reason, count in report["skipped"].items():
+        print(f"  skipped {count}: {reason}")
+    return 0
