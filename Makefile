@@ -42,6 +42,6 @@ lint: $(VENV)/.stamp-dev
 ## reproduce the bundled default model (hours on 2 cores; resumes if interrupted)
 train-default: $(VENV)/.stamp-dev
 	if [ -f runs/default/last.keras ]; then \
-	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 60 --resume; \
+	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 45 --resume; \
 	else \
-	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 60; fi
+	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 45; fi

@@ -65,9 +65,9 @@ def annotate(image: np.ndarray, faces: Sequence,
         canvas = canvas.resize((round(canvas.width * zoom), round(canvas.height * zoom)),
                                Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(canvas)
-    side = min(canvas.size)
-    line = max(2, round(side / 200))
-    font = _font(max(11, round(side / 32)))
+    side = max(canvas.size)
+    line = max(2, round(side / 240))
+    font = _font(max(12, round(side / 28)))
     for number, face in enumerate(faces, start=1):
         x0, y0, x1, y1 = (float(v) * zoom for v in face.box)
         colour = colour_of(face.label)

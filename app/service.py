@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 #: Webcam frames are analysed at most this many pixels on their longer side.
 STREAM_MAX_SIDE = 640
 
-COMPARE_HEADERS = ("backend", "label", "confidence", "latency (ms)", "model size",
+COMPARE_HEADERS = ("backend", "label", "confidence", "latency (ms)", "size",
                    "agrees with majority")
 
 
@@ -140,8 +140,9 @@ class AppService:
         with self.pool.recognizer(backend, detector) as recognizer:
             info = recognizer.predictor.info
         elapsed = (time.perf_counter() - start) * 1e3
+        loaded = f", loaded in {elapsed:.0f} ms" if elapsed >= 1 else ""
         return (f"Backend **{self.pool.choice(backend).title}** ready: `{info.path.name}`, "
-                f"{human_size(info.file_size)}, on {info.backend} ({elapsed:.0f} ms)")
+                f"{human_size(info.file_size)}, on {info.backend}{loaded}")
 
     def compare(self, image: Any, detector: str = "blazeface",
                 selected: str | None = None) -> tuple[list[list[Any]], str]:
@@ -219,20 +220,23 @@ class AppService:
 
 
 def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, float]:
-    """Numbers in the sidecar whose key path names accuracy, F1 or agreement, e.g.
-    ``{"metrics.test.accuracy": 0.68}``, at most ``limit`` of them."""
+    """Numbers in the sidecar whose key path names accuracy, F1, agreement or difference,
+    e.g. ``{"accuracy.privatetest": 0.68, "parity.top1_agreement": 0.99}``; per-class
+    figures, confusion matrices and image counts are left out."""
     found: dict[str, float] = {}
+    skip = {"input", "labels", "per_class", "confusion_matrix", "images", "support"}
 
-    def walk(node: Any, prefix: str) -> None:
+    def walk(node: Any, path: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                walk(value, f"{prefix}.{key}" if prefix else str(key))
+                if key not in skip:
+                    walk(value, f"{path}.{key}" if path else str(key))
         elif isinstance(node, (int, float)) and not isinstance(node, bool):
-            name = prefix.lower().rsplit(".", 1)[-1]
-            if any(word in name for word in ("acc", "f1", "agreement")) and len(found) < limit:
-                found[prefix] = float(node)
+            words = ("acc", "f1", "agreement", "diff")
+            if any(word in path.lower() for word in words) and len(found) < limit:
+                found[path] = float(node)
 
-    walk({k: v for k, v in sidecar.items() if k not in ("input", "labels")}, "")
+    walk(sidecar, "")
     return found
 
 

@@ -32,7 +32,10 @@ EXAMPLE_PHOTOS = ("grace_hopper.jpg", "astronaut.jpg", "nasa_astronaut_class.jpg
 DEFAULT_REPORT = Path("reports") / "benchmark.json"
 
 PAGE_CSS = CARDS_CSS + """
-.gradio-container { max-width: 1200px !important; margin: 0 auto; }
+.gradio-container { max-width: 1200px !important; width: 100% !important; margin: 0 auto; }
+@media (max-width: 480px) {
+  .gradio-container > .main { padding-left: 10px !important; padding-right: 10px !important; }
+}
 #ee-status p { margin: 0; }
 """
 
@@ -101,7 +104,7 @@ def build_app(service: AppService, *, report: str | os.PathLike | None = DEFAULT
             _webcam_tab(service, backend)
         with gr.Tab("Compare", id="compare"):
             _compare_tab(service, backend, detector)
-        with gr.Tab("About the model", id="about"):
+        with gr.Tab("About", id="about"):
             card, sidecar = _about_tab(report)
 
         @_shielded(lambda message: (f"⚠️ {message}", f"⚠️ {message}", {}))
@@ -121,17 +124,18 @@ def _image_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdown)
             image = gr.Image(type="filepath", sources=["upload", "clipboard"],
                              label="Photo", height=360, elem_id="ee-photo")
             run = gr.Button("Analyze", variant="primary", elem_id="ee-analyze")
-            gr.Examples([[str(EXAMPLES_DIR / name)] for name in EXAMPLE_PHOTOS], [image],
-                        label="Example photos")
-            gr.Markdown("Example photos: U.S. Navy (Grace Hopper), NASA (Eileen Collins; an "
-                        "astronaut class). Public domain.", elem_classes="ee-credit")
         with gr.Column(min_width=300):
             annotated = gr.Image(label="Faces", interactive=False, height=360, format="jpeg",
                                  elem_id="ee-annotated")
             status = gr.Markdown(elem_id="ee-status")
-    cards = gr.HTML(elem_id="ee-cards")
-    with gr.Accordion("Result as JSON", open=False):
-        details = gr.JSON(label="Result")
+            cards = gr.HTML(elem_id="ee-cards")
+            with gr.Accordion("Result as JSON", open=False):
+                details = gr.JSON(label="Result")
+    # Below both columns, so on a phone the results come right after the button.
+    gr.Examples([[str(EXAMPLES_DIR / name)] for name in EXAMPLE_PHOTOS], [image],
+                label="Example photos")
+    gr.Markdown("Example photos: U.S. Navy (Grace Hopper), NASA (Eileen Collins; an "
+                "astronaut class). Public domain.")
 
     @_shielded(lambda message: (None, "", f"⚠️ {message}", {"error": message}))
     def predict(photo: Any, key: str, detector_name: str) -> tuple[Any, str, str, dict]:
@@ -152,7 +156,8 @@ def _webcam_tab(service: AppService, backend: gr.Dropdown) -> None:
         live = gr.Image(label="Live", interactive=False, elem_id="ee-live")
     live_status = gr.Markdown(elem_id="ee-live-status")
     camera.stream(service.stream, [camera, backend], [live, live_status], stream_every=0.1,
-                  concurrency_limit=4, show_progress="hidden", api_name="stream")
+                  concurrency_limit=4, show_progress="hidden", api_name="stream",
+                  api_visibility="undocumented")
 
 
 def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdown) -> None:
@@ -167,7 +172,8 @@ def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdow
                         label="Example photo")
         with gr.Column(min_width=300, scale=2):
             table = gr.Dataframe(headers=list(COMPARE_HEADERS), interactive=False,
-                                 wrap=True, elem_id="ee-compare-table", label="Backends")
+                                 wrap=True, elem_id="ee-compare-table", label="Backends",
+                                 column_widths=["27%", "12%", "15%", "14%", "12%", "20%"])
             summary = gr.Markdown(elem_id="ee-compare-status")
 
     @_shielded(lambda message: ([], f"⚠️ {message}"))
@@ -179,13 +185,15 @@ def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdow
 
 
 def _about_tab(report: str | os.PathLike | None) -> tuple[gr.Markdown, gr.JSON]:
+    gr.Markdown("## About the model")
     card = gr.Markdown(elem_id="ee-model-card")
     with gr.Accordion("Sidecar (the model's contract)", open=False):
         sidecar = gr.JSON(label="Sidecar")
     gr.Markdown("### Benchmark")
     plot, rows = read_benchmark(report)
     if plot is None and not rows:
-        gr.Markdown(f"No benchmark report at `{report}`; run `emotion-edge bench` to make one.")
+        where = f" at `{report}`" if report is not None else ""
+        gr.Markdown(f"No benchmark report{where}; run `emotion-edge bench` to make one.")
     if plot is not None:
         gr.Image(str(plot), label="Accuracy and latency", interactive=False)
     if rows:

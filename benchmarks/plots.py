@@ -113,7 +113,7 @@ def latency_distributions(result: Result, path: Path) -> Path:
     if not series:
         return _message(path, title, "no latency was measured")
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(series) + 1.5))
-    ax.boxplot([s for _, s in series], vert=False, showfliers=True, whis=(1, 99),
+    ax.boxplot([s for _, s in series], orientation="horizontal", showfliers=True, whis=(1, 99),
                flierprops={"markersize": 2})
     ax.set_yticks(range(1, len(series) + 1), [name for name, _ in series], fontsize=7)
     ax.invert_yaxis()

@@ -167,20 +167,22 @@ def accuracy_tables(result: Result) -> list[str]:
 
 
 def end_to_end_table(result: Result) -> list[str]:
-    rows = []
+    rows, photos = [], []
     for r in result["rows"]:
         for n, run in r["threads"].items():
             e2e = run["end_to_end"]
             if e2e["status"] != "ok":
                 continue
-            faces = ", ".join(f"{p['photo']}: {p['faces']}" for p in e2e["photos"])
+            photos = photos or e2e["photos"]
             rows.append([_name(r), n, _f(e2e["mean_total_ms"], 2),
                          _f(e2e["mean_detection_ms"], 2), _f(e2e["mean_classification_ms"], 2),
-                         faces])
+                         str(sum(p["faces"] for p in e2e["photos"]))])
     if not rows:
         return [f"Not measured: {result['settings']['photos_reason'] or 'every row skipped'}."]
-    return _table(["artifact", "threads", "mean total ms", "detection ms", "classification ms",
-                   "faces found"], rows)
+    found = ", ".join(f"{p['photo']} ({p['faces']})" for p in photos)
+    return [f"Mean over {len(photos)} photos (faces found: {found}).", "",
+            *_table(["artifact", "threads", "mean total ms", "detection ms",
+                     "classification ms", "faces"], rows)]
 
 
 def skipped_table(result: Result) -> list[str]:
@@ -215,7 +217,10 @@ def readme_section(result: Result, report_dir: str) -> str:
              _f(r["threads"][threads]["latency"]["p50_ms"], 3),
              _f(r["threads"][threads]["peak_rss_mb"], 0)]
             for r in result["rows"] if r["status"] == "ok"]
-    lines = [f"Measured {env['date']} on {env['cpu']} ({env['cores']} cores, {env['os']}); "
+    kind = (f"quick run, accuracy on a {result['settings']['sample']}-image sample"
+            if result["settings"]["quick"] else "full run")
+    lines = [f"Measured {env['date']} ({kind}) on {env['cpu']} ({env['cores']} cores, "
+             f"{env['os']}); "
              f"full report with plots: [{report_dir}/benchmark.md]({report_dir}/benchmark.md).",
              "", *_table(["artifact", "kind", "size (KiB)", f"top-1 % ({data})", "macro-F1",
                           f"p50 ms/face ({threads} thr)", "peak RSS (MiB)"], rows), ""]

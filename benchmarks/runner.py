@@ -171,6 +171,8 @@ def empty_run(batches: tuple[int, ...]) -> dict[str, Any]:
 def empty_row(target: Target, sets: list[EvalSet], options: BenchOptions) -> dict[str, Any]:
     labels = tuple(target.sidecar.get("labels") or ())
     row = target.row
+    source = target.sidecar.get("source")
+    source = source if isinstance(source, dict) else {}
     return {
         "artifact": target.name, "stem": target.stem, "model": target.sidecar.get("name"),
         "title": target.title, "format": row.format if row else None,
@@ -180,8 +182,9 @@ def empty_row(target: Target, sets: list[EvalSet], options: BenchOptions) -> dic
         "status": "skipped", "reason": target.skip_reason,
         "file_bytes": target.path.stat().st_size if target.path and target.path.is_file()
         else None,
-        "parameters": target.sidecar.get("parameters"), "sha256": target.sidecar.get("sha256"),
-        "input": target.sidecar.get("input"), "labels": list(labels), "source_fp32": None,
+        "parameters": target.sidecar.get("parameters") or source.get("parameters"),
+        "sha256": target.sidecar.get("sha256"), "input": target.sidecar.get("input"),
+        "labels": list(labels), "exported_from": source.get("file"), "source_fp32": None,
         "accuracy": {s.name: empty_accuracy(labels) for s in sets},
         "threads": {str(n): empty_run(options.settings.batches) for n in options.threads},
     }
@@ -280,12 +283,15 @@ def _summary(entry: dict[str, Any], accuracy: dict[str, Any]) -> str:
 
 
 def link_fp32_sources(rows: list[dict[str, Any]]) -> None:
-    """Give each quantised row its fp32 source (same stem; Keras first) and the accuracy drop."""
+    """Give each quantised row its fp32 source and the accuracy drop: the file its sidecar
+    says it was exported from if measured, else the same stem's Keras or same-format fp32."""
     by_key = {(r["stem"], r["peer"], r["format"], r["precision"]): r for r in rows}
+    by_name = {(r["artifact"], r["peer"]): r for r in rows if r["precision"] == "fp32"}
     for row in rows:
         if row["precision"] in (None, "fp32"):
             continue
-        source = (by_key.get((row["stem"], row["peer"], "keras", "fp32"))
+        source = (by_name.get((row["exported_from"], row["peer"]))
+                  or by_key.get((row["stem"], row["peer"], "keras", "fp32"))
                   or by_key.get((row["stem"], row["peer"], row["format"], "fp32")))
         if source is None:
             continue
@@ -303,8 +309,10 @@ def _notes(rows: list[dict[str, Any]], options: BenchOptions) -> list[str]:
         f"Latency: Predictor.predict on one random input in the model's input spec "
         f"(preprocessing excluded), {s.runs} timed runs after {s.warmup} warm-up runs; "
         f"throughput: faces per second from the median of {s.batch_runs} calls per batch size.",
-        "Peak memory: ru_maxrss of a fresh process per artifact and thread count, after load, "
-        "warm-up, batch-1 runs and the largest batch (evaluation and photos not included).",
+        "Peak memory: peak resident set (VmHWM on Linux, else ru_maxrss) of a fresh process "
+        "per artifact and thread count, after load, warm-up, batch-1 runs and the largest "
+        "batch (evaluation and photos not included); the baseline is the process before the "
+        "engine is imported.",
         "End-to-end: EmotionRecognizer.analyze() per photo (image already decoded), detection "
         "(including cropping) and classification (preprocessing and model) timed separately.",
     ]

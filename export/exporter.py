@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.errors import ConfigError, ExportError, ModelLoadError
+from ..runtime.errors import ConfigError, DataError, ExportError, ModelLoadError
 from ..runtime.formats import FORMATS, ArtifactFormat, artifact_name, find_format
 from ..runtime.predictor import Predictor, load_predictor
 from ..runtime.sidecar import InputSpec, read_sidecar, sha256_of, write_sidecar
@@ -163,7 +163,11 @@ class Exporter:
     def data_path(self) -> Path:
         """Real images: ``--calibration-data``, else the data set the model was trained on."""
         if self.options.calibration_data:
-            return Path(self.options.calibration_data)
+            path = Path(self.options.calibration_data)
+            if not path.exists():
+                raise DataError(f"{path}: no such calibration data; pass the FER2013 CSV "
+                                "(fer2013.csv or .csv.gz) or a folder of face images")
+            return path
         trained_on = self.source.sidecar.get("training", {}).get("config", {}).get("data")
         if trained_on and Path(trained_on).exists():
             log.info("using the training data recorded in the sidecar: %s", trained_on)

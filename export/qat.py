@@ -137,6 +137,23 @@ def _resolve(value: Any, tensors: dict[tuple[str, int, int], Any]) -> Any:
     return value
 
 
+def _separable_as_two(tf_keras, config: dict[str, Any]):
+    """A SeparableConv2D as DepthwiseConv2D + 1x1 Conv2D: the same function (and what the
+    TFLite converter makes of it), in a form tfmot's graph rewriting handles; its separable
+    transform miswires models with residual branches."""
+    kwargs = _layer_kwargs(tf_keras.layers.SeparableConv2D, config)
+    name = kwargs["name"]
+    depthwise = tf_keras.layers.DepthwiseConv2D(
+        kwargs["kernel_size"], strides=kwargs.get("strides", 1),
+        padding=kwargs.get("padding", "valid"),
+        depth_multiplier=kwargs.get("depth_multiplier", 1),
+        dilation_rate=kwargs.get("dilation_rate", 1), use_bias=False, name=f"{name}_depthwise")
+    pointwise = tf_keras.layers.Conv2D(
+        kwargs["filters"], 1, use_bias=kwargs.get("use_bias", True),
+        activation=kwargs.get("activation"), name=name, dtype=kwargs.get("dtype"))
+    return lambda x: pointwise(depthwise(x))
+
+
 def to_tf_keras(model):
     """Rebuild a Keras 3 functional ``model`` with tf_keras layers and copy its weights."""
     import tf_keras
@@ -155,7 +172,10 @@ def to_tf_keras(model):
         cls = getattr(tf_keras.layers, class_name, None)
         if cls is None:
             raise ExportError(f"QAT: layer {name!r} is a {class_name}, which tf_keras lacks")
-        layer = cls(**_layer_kwargs(cls, layer_config))
+        if class_name == "SeparableConv2D":
+            layer = _separable_as_two(tf_keras, layer_config)
+        else:
+            layer = cls(**_layer_kwargs(cls, layer_config))
         for node_index, node in enumerate(spec["inbound_nodes"]):
             args = _resolve(node["args"], tensors)
             kwargs = _resolve(node.get("kwargs", {}), tensors)
@@ -181,12 +201,19 @@ def _copy_weights(source, target) -> None:
         weights = layer.get_weights()
         if not weights:
             continue
-        twin = target.get_layer(layer.name)
-        shapes = [w.shape for w in twin.get_weights()]
-        if shapes != [w.shape for w in weights]:
-            raise ExportError(f"QAT: layer {layer.name!r} rebuilt with weight shapes {shapes}, "
-                              f"expected {[w.shape for w in weights]}")
-        twin.set_weights(weights)
+        if type(layer).__name__ == "SeparableConv2D":  # split by _separable_as_two
+            _set_weights(target.get_layer(f"{layer.name}_depthwise"), weights[:1], layer.name)
+            _set_weights(target.get_layer(layer.name), weights[1:], layer.name)
+        else:
+            _set_weights(target.get_layer(layer.name), weights, layer.name)
+
+
+def _set_weights(layer, weights: list[np.ndarray], source_name: str) -> None:
+    shapes = [w.shape for w in layer.get_weights()]
+    if shapes != [w.shape for w in weights]:
+        raise ExportError(f"QAT: layer {source_name!r} rebuilt with weight shapes {shapes}, "
+                          f"expected {[w.shape for w in weights]}")
+    layer.set_weights(weights)
 
 
 # ---------------------------------------------------------------- child side

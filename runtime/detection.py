@@ -313,7 +313,7 @@ class BlazeFaceDetector(FaceDetector):
         h, w = work.shape[:2]
         regions = [(0, 0, w, h)]
         if self.options.tiling:
-            regions += _tiles(w, h, self.options.tiling)
+            regions += [t for t in _tiles(w, h, self.options.tiling) if t != regions[0]]
         found = [self._detect_region(work, r) for r in regions]
         boxes = np.concatenate([f[0] for f in found])
         points = np.concatenate([f[1] for f in found])

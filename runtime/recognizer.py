@@ -36,6 +36,8 @@ class RecognizerOptions:
     min_face_size: ignore faces smaller than this many pixels (longer side).
     max_faces: classify at most this many faces, highest detection scores first.
     score_threshold: minimum detection score; None takes the detector's default.
+    tiling: 0 detects on the whole image; n also runs BlazeFace on overlapping tiles
+        (side = shorter image side / n) to find small faces in group photos.
     """
 
     model: str | os.PathLike | None = None
@@ -46,6 +48,7 @@ class RecognizerOptions:
     min_face_size: float = 16.0
     max_faces: int | None = 20
     score_threshold: float | None = None
+    tiling: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ class EmotionRecognizer:
         opts = self.options
         return load_detector(opts.detector, score_threshold=opts.score_threshold,
                              min_face_size=opts.min_face_size, max_faces=opts.max_faces,
-                             threads=opts.threads or 1)
+                             threads=opts.threads or 1,
+                             **({"tiling": opts.tiling} if opts.tiling else {}))
 
     @property
     def labels(self) -> tuple[str, ...]:

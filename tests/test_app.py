@@ -183,3 +183,19 @@ def test_app_subcommand_is_registered():
 
     args = build_parser().parse_args(["app", "--models-dir", "x", "--port", "7999"])
     assert args.command == "app" and args.port == 7999 and args.host == "127.0.0.1"
+
+
+def test_model_card_shows_accuracy_and_parity_from_the_sidecar(service):
+    from emotion_edge.app.service import accuracy_figures
+
+    sidecar = {"labels": ["a"], "input": {"scale": 1.0},
+               "accuracy": {"privatetest": 0.68, "images": 3589},
+               "parity": {"metric": "top1_agreement", "top1_agreement": 0.995, "images": 500},
+               "metrics": {"privatetest": {"accuracy": 0.69, "macro_f1": 0.66,
+                                           "per_class": {"sad": {"f1": 0.5}}}}}
+    assert accuracy_figures(sidecar) == {
+        "accuracy.privatetest": 0.68, "parity.top1_agreement": 0.995,
+        "metrics.privatetest.accuracy": 0.69, "metrics.privatetest.macro_f1": 0.66}
+    text, data = service.model_card("TFLite int8")
+    assert "angry, disgust, fear" in text and "48x48x1 gray" in text
+    assert data["format"] == "tflite"

@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -25,6 +26,7 @@ playwright_api = pytest.importorskip("playwright.sync_api",
 
 from artifacts import make_tflite  # noqa: E402
 from conftest import REPO, build_tiny_keras  # noqa: E402
+from emotion_edge.app.fps import recorded_frames  # noqa: E402
 from emotion_edge.app.ui import EXAMPLES_DIR, build_app, launch, make_service  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -124,7 +126,7 @@ def test_desktop_upload_analyse_switch_backend_and_compare(browser, app_url):
     page.locator("#ee-compare-status", has_text="backends").wait_for()
     page.screenshot(path=str(SCREENSHOTS / "app-desktop-compare.png"), full_page=True)
 
-    page.get_by_role("tab", name="About the model").click()
+    page.get_by_role("tab", name="About").click()
     page.locator("#ee-model-card", has_text="Labels").wait_for()
     page.screenshot(path=str(SCREENSHOTS / "app-desktop-about.png"), full_page=True)
     page.close()
@@ -139,4 +141,49 @@ def test_phone_upload_and_analyse(browser, app_url):
     assert "face" in status
     page.screenshot(path=str(SCREENSHOTS / "app-phone.png"), full_page=True)
     page.close()
+    assert outside == [], f"the page reached outside this machine: {outside}"
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    """RGB frames as a Y4M video (YUV 4:2:0), which chromium plays as a fake camera."""
+    height, width = frames[0].shape[:2]
+
+    def half(plane: np.ndarray) -> np.ndarray:
+        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+    with open(path, "wb") as fh:
+        fh.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            r, g, b = (frame[..., i].astype(np.float32) for i in range(3))
+            y = 0.299 * r + 0.587 * g + 0.114 * b
+            u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+            v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+            fh.write(b"FRAME\n")
+            for plane in (y, half(u), half(v)):
+                fh.write(np.clip(np.rint(plane), 0, 255).astype(np.uint8).tobytes())
+    return path
+
+
+def test_webcam_stream_with_a_fake_camera(app_url, tmp_path):
+    video = write_y4m(tmp_path / "camera.y4m", recorded_frames(PHOTO, count=20))
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
+    with playwright_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=args, headless=True,
+            viewport={"width": 1280, "height": 900})
+        try:
+            context.grant_permissions(["camera"], origin=app_url.rstrip("/"))
+            outside: list[str] = []
+            page = _open(context, app_url, 1280, 900, outside)
+            page.get_by_role("tab", name="Webcam").click()
+            page.get_by_text("Click to Access Webcam").click()
+            page.get_by_role("button", name="capture photo").click()
+            page.locator("#ee-live-status", has_text="ms per frame").wait_for()
+            page.locator("#ee-live img").first.wait_for()
+            assert "%" in page.locator("#ee-live-status").inner_text()  # a face, labelled
+            page.screenshot(path=str(SCREENSHOTS / "app-desktop-webcam.png"))
+            page.close()
+        finally:
+            context.close()
     assert outside == [], f"the page reached outside this machine: {outside}"

@@ -75,6 +75,14 @@ def test_detects_faces_in_demo_photos(detecting, demo_faces):
     assert detecting.analyze(demo_faces / "chelsea.png") == []
 
 
+def test_group_photo_with_the_documented_option(model, demo_faces):
+    options = RecognizerOptions(model=model, detector="blazeface-full", tiling=1)
+    with EmotionRecognizer(options) as recognizer:
+        results = recognizer.analyze(demo_faces / "nasa_astronaut_class.jpg")
+        assert len(results) >= 20
+        assert recognizer.analyze(demo_faces / "chelsea.png") == []
+
+
 def test_huge_image_boxes_in_original_pixels(detecting, demo_faces):
     photo = np.asarray(Image.open(demo_faces / "grace_hopper.jpg").convert("RGB"))
     (small,) = detecting.analyze(photo)[:1]
