@@ -45,3 +45,7 @@ train-default: $(VENV)/.stamp-dev
 	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 45 --resume; \
 	else \
 	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 45; fi
+
+## copy the finished run into the package, measure it, export every format beside it
+bundle-default: $(VENV)/.stamp-dev
+	$(PY) -m emotion_edge.export.bundle runs/default --data $(DATA) --name default --overwrite

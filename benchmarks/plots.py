@@ -84,16 +84,21 @@ def accuracy_vs_latency(result: Result, path: Path) -> Path:
               for r in rows]
     sizes = np.array([r["file_bytes"] or 0 for r in rows], dtype=float)
     area = 40 + 900 * sizes / max(sizes.max(), 1)
-    fig, ax = plt.subplots(figsize=(9, 6))
-    for (x, y), a, r in zip(points, area, rows, strict=True):
+    fig, ax = plt.subplots(figsize=(12, 6))
+    for k, ((x, y), a, r) in enumerate(zip(points, area, rows, strict=True), start=1):
         ax.scatter(x, y, s=a, alpha=0.6, color=PEER_COLOR if r["peer"] else OWN_COLOR,
                    marker="D" if r["peer"] else "o", edgecolors="black", linewidths=0.5)
-        ax.annotate(_label(r), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        # numbers, not names, at the points: fp32 exports sit on top of each other
+        ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(5, 5 + 9 * (k % 2)),
+                    fontsize=8)
     front = [points[i] for i in pareto_front(points)]
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="gray",
-            linestyle="--", label="Pareto front")
+            linestyle="--", marker="o", markerfacecolor="none", markersize=14,
+            label="Pareto front")
     ax.scatter([], [], color=OWN_COLOR, label="ours")
     ax.scatter([], [], color=PEER_COLOR, marker="D", label="peer (fer 25.10.3)")
+    key = "\n".join(f"{k}  {_label(r)}" for k, r in enumerate(rows, start=1))
+    ax.text(1.02, 1.0, key, transform=ax.transAxes, va="top", fontsize=8, family="monospace")
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
     ax.set_xlabel("p50 latency per face at batch 1 (ms, log scale)")
@@ -134,7 +139,7 @@ def per_class_recall(result: Result, path: Path) -> Path:
     labels = list(dict.fromkeys(lab for r in rows for lab in r["accuracy"][data]["labels"]))
     width = 0.8 / len(rows)
     x = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(max(9, 1.3 * len(labels)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(12, 1.6 * len(labels)), 4.5))
     for k, r in enumerate(rows):
         recall = r["accuracy"][data]["per_class_recall"]
         ax.bar(x + (k - (len(rows) - 1) / 2) * width,
@@ -144,7 +149,7 @@ def per_class_recall(result: Result, path: Path) -> Path:
     ax.set_ylabel("recall")
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ def _load_average() -> list[float] | None:
         return None
 
 
+@cache
 def engine_version(module: str) -> str | None:
     """Version of the distribution that provides import name ``module``."""
     dists = metadata.packages_distributions().get(module.split(".")[0], [])

@@ -65,10 +65,12 @@ def _table(rows) -> str:
     for r in rows:
         size = f"{r.size_bytes / 1024:,.1f} KiB" if r.size_bytes is not None else "-"
         acc = f"{r.accuracy:.4f}" if r.accuracy is not None else "-"
-        lines.append((r.format, r.precision, size, r.error or r.parity, acc))
+        lines.append((r.format, r.precision, size, "FAILED" if r.error else r.parity, acc))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)
+    table = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+             for line in lines]
+    return "\n".join(table + [f"{r.format} {r.precision} failed: {r.error}"
+                              for r in rows if r.error])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,15 +61,20 @@ def app_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def playwright():
     with playwright_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS, headless=True, viewport={"width": 1280, "height": 900})
-        try:
-            yield context
-        finally:
-            context.close()
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, tmp_path_factory):
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
+        args=CHROMIUM_ARGS, headless=True, viewport={"width": 1280, "height": 900})
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 def _open(browser, url: str, width: int, height: int, outside: list[str]):
@@ -164,26 +169,26 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
     return path
 
 
-def test_webcam_stream_with_a_fake_camera(app_url, tmp_path):
+def test_webcam_stream_with_a_fake_camera(playwright, app_url, tmp_path):
+    SCREENSHOTS.mkdir(exist_ok=True)
     video = write_y4m(tmp_path / "camera.y4m", recorded_frames(PHOTO, count=20))
     args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
-    with playwright_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=args, headless=True,
-            viewport={"width": 1280, "height": 900})
-        try:
-            context.grant_permissions(["camera"], origin=app_url.rstrip("/"))
-            outside: list[str] = []
-            page = _open(context, app_url, 1280, 900, outside)
-            page.get_by_role("tab", name="Webcam").click()
-            page.get_by_text("Click to Access Webcam").click()
-            page.get_by_role("button", name="capture photo").click()
-            page.locator("#ee-live-status", has_text="ms per frame").wait_for()
-            page.locator("#ee-live img").first.wait_for()
-            assert "%" in page.locator("#ee-live-status").inner_text()  # a face, labelled
-            page.screenshot(path=str(SCREENSHOTS / "app-desktop-webcam.png"))
-            page.close()
-        finally:
-            context.close()
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=CHROMIUM, args=args, headless=True,
+        viewport={"width": 1280, "height": 900})
+    try:
+        context.grant_permissions(["camera"], origin=app_url.rstrip("/"))
+        outside: list[str] = []
+        page = _open(context, app_url, 1280, 900, outside)
+        page.get_by_role("tab", name="Webcam").click()
+        page.get_by_text("Click to Access Webcam").click()
+        page.get_by_role("button", name="capture photo").click()
+        page.locator("#ee-live-status", has_text="ms per frame").wait_for()
+        page.locator("#ee-live img").first.wait_for()
+        assert "%" in page.locator("#ee-live-status").inner_text()  # a face, labelled
+        page.screenshot(path=str(SCREENSHOTS / "app-desktop-webcam.png"))
+        page.close()
+    finally:
+        context.close()
     assert outside == [], f"the page reached outside this machine: {outside}"

@@ -1,0 +1,88 @@
+"""Ship a trained run as a bundled model: ``python -m emotion_edge.export.bundle``.
+
+Copies ``RUN/model.keras`` into ``runtime/models/NAME.keras``, measures its PublicTest
+and PrivateTest accuracy with ``emotion-edge evaluate`` into its sidecar, then exports it
+to every format and precision of the format table beside it (``export --all``). This is
+the last step of ``make bundle-default``; nothing is replaced without ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from ..runtime.errors import ConfigError, EmotionEdgeError
+from ..runtime.sidecar import read_sidecar, sha256_of, sidecar_path, write_sidecar
+
+log = logging.getLogger(__name__)
+MODELS_DIR = Path(__file__).resolve().parents[1] / "runtime" / "models"
+
+
+def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path = MODELS_DIR,
+           overwrite: bool = False) -> dict:
+    from ..train.evaluate import evaluate
+    from .exporter import ExportOptions, export_all
+
+    source = run_dir / "model.keras"
+    if not source.is_file():
+        raise ConfigError(f"{run_dir}: no model.keras; has the run finished?")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / f"{name}.keras"
+    taken = sorted(p.name for p in models_dir.glob(f"{name}.*"))
+    if taken and not overwrite:
+        raise ConfigError(f"{models_dir} already holds {', '.join(taken)}; pass --overwrite "
+                          "to replace them")
+    for old in models_dir.glob(f"{name}.*"):
+        old.unlink()
+    shutil.copyfile(source, target)
+    meta = read_sidecar(source)
+    meta["name"] = name
+    meta["sha256"] = sha256_of(target)
+    command = "emotion-edge evaluate {} --data {} --split {}"
+    accuracy = {}
+    for split, key in (("val", "publictest"), ("test", "privatetest")):
+        report = evaluate(str(target), str(data), split)
+        accuracy[key] = report["accuracy"]
+        accuracy[f"{key}_macro_f1"] = report["macro_f1"]
+        accuracy[f"{key}_images"] = report["images_scored"]
+    accuracy["measured_by"] = command.format(target.name, data, "val|test")
+    accuracy["reproduce"] = "make train-default bundle-default"
+    meta["accuracy"] = accuracy
+    write_sidecar(target, meta)
+    log.info("%s: PublicTest %.4f, PrivateTest %.4f", target.name, accuracy["publictest"],
+             accuracy["privatetest"])
+    rows = export_all(target, ExportOptions(
+        calibration_data=data, overwrite=overwrite,
+        command=shlex.join(["python", "-m", "emotion_edge.export.bundle", *sys.argv[1:]])))
+    return {"model": str(target), "accuracy": accuracy,
+            "artifacts": [row.__dict__ for row in rows],
+            "sidecar": str(sidecar_path(target))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emotion_edge.export.bundle", description=__doc__)
+    p.add_argument("run", type=Path, help="finished training run folder (holds model.keras)")
+    p.add_argument("--data", type=Path, required=True, help="FER2013 CSV (.csv or .csv.gz)")
+    p.add_argument("--name", default="default", help="bundled model name (default: default)")
+    p.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = bundle(args.run, args.data, args.name, models_dir=args.models_dir,
+                        overwrite=args.overwrite)
+    except EmotionEdgeError as exc:
+        print(f"bundle: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str))
+    failed = [a for a in result["artifacts"] if a.get("error")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
