@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"emotion-edge {info['version']} (Python {info['python']}, {info['platform']})")
     print("engines:")
     for name, e in info["engines"].items():
-        state = "installed" if e["available"] else f"not installed: pip install 'emotion-edge[{e['extra']}]'"
+        state = ("installed" if e["available"]
+                 else f"not installed: pip install 'emotion-edge[{e['extra']}]'")
         print(f"  {name:<12} {state}")
     print("bundled models:")
     if not info["bundled_models"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from dataclasses import asdict
 from pathlib import Path
 
@@ -45,6 +46,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command line that repeats this export, with every setting spelled out."""
+    parts = ["emotion-edge", "export", args.model]
+    parts += ["--all", "--eval-split", args.eval_split] if args.all else [
+        "--to", args.format, "--precision", args.precision]
+    for flag, value in (("--out", args.out), ("--calibration-data", args.calibration_data),
+                        ("--calibration-size", args.calibration_size),
+                        ("--parity-size", args.parity_size), ("--qat-epochs", args.qat_epochs),
+                        ("--qat-size", args.qat_size), ("--seed", args.seed)):
+        if value is not None:
+            parts += [flag, str(value)]
+    parts += [flag for flag, on in (("--int8-io", args.int8_io),
+                                    ("--overwrite", args.overwrite)) if on]
+    return shlex.join(parts)
+
+
 def _options(args: argparse.Namespace):
     from .exporter import ExportOptions
 
@@ -56,7 +73,8 @@ def _options(args: argparse.Namespace):
         calibration_data=Path(args.calibration_data) if args.calibration_data else None,
         calibration_size=args.calibration_size, parity_size=args.parity_size,
         int8_io=args.int8_io, overwrite=args.overwrite, seed=args.seed,
-        qat=QatOptions(epochs=args.qat_epochs, train_size=args.qat_size, seed=args.seed))
+        qat=QatOptions(epochs=args.qat_epochs, train_size=args.qat_size, seed=args.seed),
+        command=_command(args))
 
 
 def _table(rows) -> str:
@@ -77,16 +95,16 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.formats import find_format
     from .exporter import export_all, export_model
 
+    if args.all and (args.format or args.precision):
+        raise ConfigError("--all exports every format; drop --to and --precision")
+    if not args.all and not (args.format and args.precision):
+        raise ConfigError(f"pass --to ({', '.join(EXPORT_FORMATS)}) and --precision "
+                          f"({', '.join(PRECISIONS)}), or --all")
     options = _options(args)
     if args.all:
-        if args.format or args.precision:
-            raise ConfigError("--all exports every format; drop --to and --precision")
         rows = export_all(args.model, options, args.eval_split)
         print(json.dumps([asdict(r) for r in rows], indent=2) if args.json else _table(rows))
         return 1 if any(r.error for r in rows) else 0
-    if not args.format or not args.precision:
-        raise ConfigError(f"pass --to ({', '.join(EXPORT_FORMATS)}) and --precision "
-                          f"({', '.join(PRECISIONS)}), or --all")
     row = find_format(args.format, args.precision)
     result = export_model(args.model, row.format, row.precision, options)
     if args.json:

@@ -35,7 +35,7 @@ from .calibration import (
     load_image_set,
     parity_set,
 )
-from .common import command_line, first_line, library_versions
+from .common import command_line, first_line, library_versions, stdout_to_stderr
 from .parity import ParityResult, measure_parity, require_parity
 from .qat import QatOptions, run_qat
 
@@ -215,7 +215,8 @@ class Exporter:
         tmp_dir = Path(tempfile.mkdtemp(dir=self.out_dir, prefix=f".{dest.name}-"))
         try:
             tmp = tmp_dir / dest.name
-            details = self._convert(row, tmp)
+            with stdout_to_stderr():
+                details = self._convert(row, tmp)
             sidecar = self._sidecar(row, tmp, details)
             write_sidecar(tmp, sidecar)
             parity = require_parity(self.check_parity(tmp, precision), dest)

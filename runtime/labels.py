@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 #: FER2013's seven classes, in the order of its ``emotion`` column.
-FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER2013_LABELS: tuple[str, ...] = (
+    "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+)
 
 #: FER+ adds contempt; we keep FER2013's order and append it.
 FERPLUS_LABELS: tuple[str, ...] = FER2013_LABELS + ("contempt",)

@@ -46,7 +46,7 @@ def write_tiny_csv(path: Path, rows_per_split=(42, 14, 14), seed: int = 0) -> Pa
     """
     rng = np.random.default_rng(seed)
     lines = ["emotion,pixels,Usage"]
-    for usage, n in zip(("Training", "PublicTest", "PrivateTest"), rows_per_split):
+    for usage, n in zip(("Training", "PublicTest", "PrivateTest"), rows_per_split, strict=True):
         for i in range(n):
             label = i % 7
             img = rng.integers(0, 60, (48, 48)) + label * 28

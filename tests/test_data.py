@@ -6,11 +6,10 @@ import gzip
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from emotion_edge.runtime.errors import DataError
 from emotion_edge.runtime.labels import FER2013_LABELS, FERPLUS_LABELS, canonical_label
 from emotion_edge.train.data import load_fer2013, load_ferplus, load_image_folder, load_split
+from PIL import Image
 
 
 def test_tiny_csv_splits_and_labels(tiny_csv, tmp_path):
@@ -81,7 +80,7 @@ def test_image_folder_maps_spellings_and_skips_unknown(tmp_path):
     (root / "test" / "anger" / "broken.jpg").write_bytes(b"not really a jpeg")
     split = load_image_folder(root, "test")
     assert split.x.shape == (6, 48, 48)
-    counts = dict(zip(split.labels, split.class_counts().tolist()))
+    counts = dict(zip(split.labels, split.class_counts().tolist(), strict=True))
     assert counts["happy"] == 3 and counts["surprise"] == 2 and counts["angry"] == 1
     assert split.skipped == {"label not known to the model: contempt": 4, "unreadable image": 1}
     # an 8-class model knows contempt

@@ -8,8 +8,9 @@ import pytest
 
 pytest.importorskip("keras")
 
-from emotion_edge.cli import main  # noqa: E402
 from emotion_edge.runtime.sidecar import read_sidecar  # noqa: E402
+
+from emotion_edge.cli import main  # noqa: E402
 
 PLOTS = ("learning_curves.png", "confusion_publictest.png", "confusion_privatetest.png",
          "per_class_publictest.png", "per_class_privatetest.png", "class_balance.png",

@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, help="use at most N images per split (smoke tests)")
-    p.add_argument("--cache-dir", help="where decoded data is cached (default ~/.cache/emotion-edge)")
+    p.add_argument("--cache-dir",
+                   help="where decoded data is cached (default ~/.cache/emotion-edge)")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
                    help="extra builder argument, e.g. widths=[32,64,128]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -50,7 +51,8 @@ def _model_kwargs(pairs: list[str]) -> dict:
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
-            raise ConfigError(f"--model-arg {pair!r}: value must be JSON, e.g. 64 or [32,64]") from None
+            raise ConfigError(f"--model-arg {pair!r}: value must be JSON, "
+                              "e.g. 64 or [32,64]") from None
         if isinstance(out[key], list):
             out[key] = tuple(out[key])
     return out
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from .trainer import TrainConfig, train
 
     if args.model not in model_names():
-        raise ConfigError(f"unknown model {args.model!r}; choose one of: {', '.join(model_names())}")
+        raise ConfigError(f"unknown model {args.model!r}; choose one of: "
+                          f"{', '.join(model_names())}")
     cfg = TrainConfig(
         data=str(Path(args.data)), out=args.out or f"runs/{args.model}", model=args.model,
         epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,

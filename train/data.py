@@ -63,7 +63,8 @@ class Split:
 def canonical_split(name: str) -> str:
     key = name.strip().lower()
     if key not in SPLIT_ALIASES:
-        raise DataError(f"unknown split {name!r}; use one of: train, val (PublicTest), test (PrivateTest)")
+        raise DataError(f"unknown split {name!r}; use one of: train, val (PublicTest), "
+                        "test (PrivateTest)")
     return SPLIT_ALIASES[key]
 
 
@@ -211,7 +212,8 @@ def load_ferplus(fer_csv: str | os.PathLike, ferplus_csv: str | os.PathLike,
             try:
                 counts = [int(row[c]) for c in (*FERPLUS_VOTE_COLUMNS, "unknown", "NF")]
             except (TypeError, ValueError):
-                raise DataError(f"{ferplus_csv}, line {line_no}: vote counts must be integers") from None
+                raise DataError(f"{ferplus_csv}, line {line_no}: vote counts must be "
+                                "integers") from None
             votes.append(counts)
             usages.append(USAGE_TO_SPLIT.get(row["Usage"].strip(), ""))
             named.append(bool(row["Image name"].strip()))

@@ -86,7 +86,7 @@ def _vgg(inputs, widths, depths, stem_stride: int, num_classes: int, dropout: fl
         depths = (depths[0] - 1, *depths[1:])
     else:
         x = inputs
-    for i, (filters, depth) in enumerate(zip(widths, depths)):
+    for i, (filters, depth) in enumerate(zip(widths, depths, strict=True)):
         for _ in range(depth):
             x = _conv_bn(x, filters)
         x = layers.MaxPooling2D(2)(x)

@@ -303,7 +303,8 @@ def _finish(cfg, out, model, splits, val_s, val_probs, history, cost, correction
     plots.confusion(test_report["confusion_matrix"], labels,
                     f"PrivateTest (test), acc {test_report['accuracy']:.3f}",
                     out / "confusion_privatetest.png")
-    plots.per_class_bars(val_report, "PublicTest per-class scores", out / "per_class_publictest.png")
+    plots.per_class_bars(val_report, "PublicTest per-class scores",
+                         out / "per_class_publictest.png")
     plots.per_class_bars(test_report, "PrivateTest per-class scores",
                          out / "per_class_privatetest.png")
     write_sidecar(model_path, {
