@@ -51,7 +51,7 @@ QUANTIZATION_PATHS = {
     ("tflite", "int8"): "TFLiteConverter.from_keras_model, full-integer post-training "
                         "quantisation calibrated on the representative set",
     ("tflite", "qat"): "tfmot quantize_model on a tf_keras rebuild, QAT fine-tuning, then "
-                       "TFLiteConverter full-integer",
+                       "TFLiteConverter full-integer with the ranges learned in training",
     ("onnx", "fp32"): "tf2onnx.convert.from_keras, opset 17, dynamic batch",
     ("onnx", "int8"): "onnxruntime quantize_static after quant_pre_process: QDQ, per-channel "
                       "QInt8 weights, QUInt8 activations, MinMax calibration",
@@ -263,6 +263,9 @@ class Exporter:
         }
         int8_io = self.options.int8_io and row.format == "tflite" and row.precision in CALIBRATED
         details["io"] = "int8" if int8_io else "float32"
+        if row.precision == "qat":
+            details["calibration"] |= {"used_for": "checking the tf_keras rebuild; the "
+                                                   "quantisation ranges come from QAT"}
         if row.format == "tflite" and row.precision == "qat":
             details["qat"] = run_qat(self.source.path, self.data_path, calibration.x, tmp,
                                      self.options.qat, int8_io)
