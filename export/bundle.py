@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -39,10 +38,12 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
                           "to replace them")
     for old in models_dir.glob(f"{name}.*"):
         old.unlink()
-    shutil.copyfile(source, target)
+    _save_without_optimizer(source, target)
     meta = read_sidecar(source)
     meta["name"] = name
     meta["sha256"] = sha256_of(target)
+    meta.pop("accuracy", None)  # measured again below, by `evaluate`
+    write_sidecar(target, meta)
     command = "emotion-edge evaluate {} --data {} --split {}"
     accuracy = {}
     for split, key in (("val", "publictest"), ("test", "privatetest")):
@@ -62,6 +63,13 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
     return {"model": str(target), "accuracy": accuracy,
             "artifacts": [row.__dict__ for row in rows],
             "sidecar": str(sidecar_path(target))}
+
+
+def _save_without_optimizer(source: Path, target: Path) -> None:
+    """Ship weights only: a checkpoint's optimizer state would triple the file."""
+    import keras
+
+    keras.models.load_model(source, compile=False).save(target)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,12 +29,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", help="engine to run the model with (default: from its format)")
     p.add_argument("--threads", type=int, help="engine threads")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--flip-average", action="store_true",
+                   help="test-time augmentation: average with the mirrored image (2x the cost)")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON ('-' = stdout)")
 
 
 def evaluate(model: str | None, data: str, split: str = "test", *, backend: str | None = None,
-             threads: int | None = None, batch_size: int = 256) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class scores and confusion matrix of ``model`` on ``data``."""
+             threads: int | None = None, batch_size: int = 256,
+             flip_average: bool = False) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class scores and confusion matrix of ``model`` on ``data``.
+
+    ``flip_average`` averages each image's probabilities with its mirror image's.
+    """
     from ..runtime import load_predictor
     from ..runtime.preprocess import prepare_batch
     from .data import canonical_split, load_split
@@ -46,8 +52,13 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
         split_name = canonical_split(split)
         ds = load_split(data, split_name, labels=labels, size=spec.height, channels=spec.channels)
         started = time.perf_counter()
-        probs = [predictor.predict(prepare_batch(list(ds.x[i:i + batch_size]), spec))
-                 for i in range(0, len(ds), batch_size)]
+        probs = []
+        for i in range(0, len(ds), batch_size):
+            batch = prepare_batch(list(ds.x[i:i + batch_size]), spec)
+            p = predictor.predict(batch)
+            if flip_average:
+                p = (p + predictor.predict(np.ascontiguousarray(batch[:, :, ::-1]))) / 2
+            probs.append(p)
         seconds = time.perf_counter() - started
         report = classification_report(ds.y, np.concatenate(probs), labels)
         info = predictor.info
@@ -58,6 +69,7 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
         "backend": info.backend,
         "data": str(data),
         "split": split_name,
+        "flip_average": flip_average,
         "images_scored": report.pop("images"),
         "images_skipped": int(sum(ds.skipped.values())),
         "skipped": ds.skipped,
@@ -68,7 +80,8 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
 
 def run(args: argparse.Namespace) -> int:
     report = evaluate(args.model, args.data, args.split, backend=args.backend,
-                      threads=args.threads, batch_size=args.batch_size)
+                      threads=args.threads, batch_size=args.batch_size,
+                      flip_average=args.flip_average)
     if args.json == "-":
         print(json.dumps(report, indent=2))
         return 0

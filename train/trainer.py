@@ -249,7 +249,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                   verbose=1 if sys.stdout.isatty() else 2)
     train_seconds = time.time() - started
 
-    best = keras.models.load_model(out / "best.keras")
+    best = keras.models.load_model(out / "best.keras", compile=False)  # no optimizer state
     val_probs = predict_probs(best, val_s.x)
     correction = {"tau": 0.0, "publictest_accuracy_by_tau": {}}
     if cfg.prior_correction and cfg.balance_power < 1.0:
