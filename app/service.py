@@ -241,25 +241,40 @@ def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, floa
 
 
 def read_benchmark(report: str | os.PathLike | None) -> tuple[Path | None, list[dict]]:
-    """The benchmark plot (``benchmark.png``) and result rows (``benchmark.json``) under
-    ``report`` (a folder or either file); missing parts are None / empty."""
+    """The accuracy-latency plot and one summary row per artifact of the benchmark report
+    written by ``emotion-edge bench`` (``report`` is its folder or its ``benchmark.json``);
+    missing parts are None / empty."""
     if report is None:
         return None, []
     report = Path(report)
     folder = report if report.is_dir() else report.parent
-    stem = report.stem if report.suffix in (".json", ".png") else "benchmark"
-    plot = folder / f"{stem}.png"
-    table = folder / f"{stem}.json"
+    table = report if report.suffix == ".json" else folder / "benchmark.json"
+    plot = folder / "plots" / "accuracy_vs_latency.png"
     rows: list[dict] = []
     if table.is_file():
         try:
             data = json.loads(table.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             log.warning("%s: unreadable benchmark report (%s)", table, exc)
-            data = []
-        if isinstance(data, dict):
-            data = data.get("results", [])
-        if isinstance(data, list):
-            rows = [{k: v for k, v in row.items() if isinstance(v, (str, int, float))}
-                    for row in data if isinstance(row, dict)]
+            data = {}
+        entries = data.get("rows", []) if isinstance(data, dict) else []
+        rows = [_benchmark_row(entry) for entry in entries if isinstance(entry, dict)]
     return (plot if plot.is_file() else None), rows
+
+
+def _benchmark_row(entry: dict) -> dict:
+    """One artifact's headline figures: accuracy on the first data set, 1-thread latency."""
+    accuracy = next(iter((entry.get("accuracy") or {}).values()), {}) or {}
+    one_thread = (entry.get("threads") or {}).get("1") or {}
+    latency = one_thread.get("latency") or {}
+    top1 = accuracy.get("top1")
+    size = entry.get("file_bytes")
+    return {
+        "artifact": entry.get("artifact", "?") + (" (peer)" if entry.get("peer") else ""),
+        "kind": entry.get("title", ""),
+        "status": entry.get("status", ""),
+        "top-1 %": round(100 * top1, 2) if isinstance(top1, (int, float)) else None,
+        "p50 ms (1 thread)": latency.get("p50_ms"),
+        "size KiB": round(size / 1024) if isinstance(size, (int, float)) else None,
+        "peak RSS MiB": one_thread.get("peak_rss_mb") and round(one_thread["peak_rss_mb"]),
+    }

@@ -197,7 +197,8 @@ def _about_tab(report: str | os.PathLike | None) -> tuple[gr.Markdown, gr.JSON]:
     if plot is not None:
         gr.Image(str(plot), label="Accuracy and latency", interactive=False)
     if rows:
-        gr.Dataframe(rows, interactive=False, label="Benchmark results", wrap=True)
+        gr.Dataframe(value=[list(row.values()) for row in rows], headers=list(rows[0]),
+                     interactive=False, label="Benchmark results", wrap=True)
     return card, sidecar
 
 

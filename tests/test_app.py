@@ -199,3 +199,27 @@ def test_model_card_shows_accuracy_and_parity_from_the_sidecar(service):
     text, data = service.model_card("TFLite int8")
     assert "angry, disgust, fear" in text and "48x48x1 gray" in text
     assert data["format"] == "tflite"
+
+
+def test_about_reads_the_benchmark_report(tmp_path):
+    import json
+
+    from emotion_edge.app.service import read_benchmark
+    from PIL import Image
+
+    (tmp_path / "plots").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "plots" / "accuracy_vs_latency.png")
+    row = {"artifact": "default.int8.tflite", "title": "TFLite int8", "status": "ok",
+           "peer": False, "file_bytes": 739664,
+           "accuracy": {"fer2013-privatetest": {"top1": 0.6693}},
+           "threads": {"1": {"latency": {"p50_ms": 0.321}, "peak_rss_mb": 62.4}}}
+    skipped = {"artifact": "x.onnx", "title": "ONNX fp32", "status": "skipped", "peer": True,
+               "accuracy": {}, "threads": {}}
+    (tmp_path / "benchmark.json").write_text(json.dumps({"rows": [row, skipped]}))
+    plot, rows = read_benchmark(tmp_path / "benchmark.json")
+    assert plot == tmp_path / "plots" / "accuracy_vs_latency.png"
+    assert rows[0] == {"artifact": "default.int8.tflite", "kind": "TFLite int8", "status": "ok",
+                       "top-1 %": 66.93, "p50 ms (1 thread)": 0.321, "size KiB": 722,
+                       "peak RSS MiB": 62}
+    assert rows[1]["status"] == "skipped" and rows[1]["top-1 %"] is None
+    assert read_benchmark(tmp_path / "elsewhere" / "benchmark.json") == (None, [])

@@ -44,15 +44,22 @@ pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).is_file() or shutil.which(CH
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    model = build_tiny_keras()
-    make_tflite(folder / "tiny.int8.tflite", model, "int8")
-    make_tflite(folder / "tiny.fp16.tflite", model, "fp16")
+    """The app as `make demo` serves it: the bundled models (tiny ones if none is bundled)."""
+    from emotion_edge.runtime.bundled import bundled_models
+
+    folder = None
+    if not bundled_models():
+        folder = tmp_path_factory.mktemp("models")
+        model = build_tiny_keras()
+        make_tflite(folder / "tiny.int8.tflite", model, "int8")
+        make_tflite(folder / "tiny.fp16.tflite", model, "fp16")
     service = make_service(models_dir=folder)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    demo = launch(build_app(service, report=None), port=port, block=False, quiet=True)
+    report = REPO / "reports" / "benchmark.json"
+    demo = launch(build_app(service, report=report if report.is_file() else None), port=port,
+                  block=False, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

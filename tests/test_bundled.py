@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from emotion_edge.runtime.bundled import models_dir
 from emotion_edge.runtime.sidecar import read_sidecar, sha256_of
 
