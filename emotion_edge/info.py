@@ -16,7 +16,8 @@ ENGINE_DISTRIBUTIONS = ("ai-edge-litert", "onnxruntime", "tensorflow-cpu", "tens
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    p.add_argument("--models", action="store_true", help="also list the trainable architectures")
+    p.add_argument("--models", action="store_true",
+                   help="also list the trainable architectures with their cost (needs [train])")
 
 
 def _version(dist: str) -> str | None:
@@ -52,9 +53,13 @@ def collect(with_architectures: bool = False) -> dict:
         "bundled_models": bundled,
     }
     if with_architectures:
-        from .train.models import describe_models
+        from .train.models import build_model, describe_models, model_cost
 
-        info["architectures"] = describe_models()
+        info["architectures"] = {}
+        for name, summary in describe_models().items():
+            cost = model_cost(build_model(name))
+            info["architectures"][name] = {"summary": summary, "parameters": cost.parameters,
+                                           "macs": cost.macs}
     return info
 
 
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {file:<28} {m['bytes'] / 1024:8.1f} KiB  {m['precision'] or '?':<8}{acc}")
     if "architectures" in info:
         print("architectures (emotion-edge train --model NAME):")
-        for name, summary in info["architectures"].items():
-            print(f"  {name:<14} {summary}")
+        for name, arch in info["architectures"].items():
+            print(f"  {name:<14} {arch['parameters']:>9,} parameters {arch['macs']:>12,} MACs  "
+                  f"{arch['summary']}")
     return 0

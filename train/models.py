@@ -54,7 +54,7 @@ def _conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, name: str | Non
     return layers.ReLU()(x)
 
 
-@register("mini_xception", "Arriaga et al.'s mini-Xception (~60k parameters), as in the fer peer")
+@register("mini_xception", "Arriaga et al.'s mini-Xception, the architecture of the fer peer")
 def mini_xception(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.0):
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn(inputs, 8)
@@ -101,14 +101,14 @@ def _vgg(inputs, widths, depths, stem_stride: int, num_classes: int, dropout: fl
     return keras.Model(inputs, _head(x, num_classes, dropout), name=name)
 
 
-@register("vgg_s2", "VGG-style net with a stride-2 stem (~0.7M parameters): the fast default")
+@register("vgg_s2", "VGG-style net with a stride-2 stem: the fast default")
 def vgg_s2(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4,
            widths=(48, 96, 192), depths=(2, 2, 2), dense: int = 256):
     return _vgg(keras.Input(input_shape, name="image"), widths, depths, 2, num_classes,
                 dropout, dense, "vgg_s2")
 
 
-@register("vgg", "VGG-style net at full 48x48 resolution (~1.9M parameters): the accurate one")
+@register("vgg", "the same VGG-style net at full 48x48 resolution")
 def vgg(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4,
         widths=(32, 64, 128, 256), depths=(2, 2, 2, 2), dense: int = 256):
     return _vgg(keras.Input(input_shape, name="image"), widths, depths, 1, num_classes,
@@ -128,7 +128,7 @@ def _inverted_residual(x, filters: int, expand: int, strides: int):
     return y
 
 
-@register("mobilenet_v2", "MobileNetV2-style inverted residuals (~0.2M parameters)")
+@register("mobilenet_v2", "MobileNetV2-style inverted residuals")
 def mobilenet_v2(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.3):
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn(inputs, 32, strides=2)  # 24x24
