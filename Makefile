@@ -61,3 +61,9 @@ bench: peer
 ## regenerate the README's results section from reports/benchmark.json
 readme: $(VENV)/.stamp-dev
 	$(EE) bench --readme README.md --out reports
+
+## the LiteRT quantiser against the converter's int8, on PublicTest (installs it outside the venv)
+compare-quantizers: $(VENV)/.stamp-dev
+	$(PIP) install --target .cache/aeq/site --no-deps ai-edge-quantizer==0.10.0 \
+	  immutabledict==4.3.1 scipy==1.17.1 litert-lm-builder==0.18.1 tomli==2.5.0
+	PYTHONPATH=.cache/aeq/site $(PY) scripts/compare_quantizers.py --data $(DATA)
