@@ -71,8 +71,11 @@ def test_evaluate_json(trained_run, tmp_path):
     assert 0.0 <= report["accuracy"] <= 1.0
     assert report["images_scored"] == 14 and report["images_skipped"] == 0
     assert len(report["confusion_matrix"]) == 7 and report["flip_average"] is False
-    assert main(["evaluate", str(out / "model.keras"), "--data", str(csv), "--split", "val",
-                 "--flip-average", "--json", str(report_path)]) == 0
+    again = ["evaluate", str(out / "model.keras"), "--data", str(csv), "--split", "val",
+             "--flip-average", "--json", str(report_path)]
+    assert main(again) == 2  # an existing report is kept
+    assert json.loads(report_path.read_text())["flip_average"] is False
+    assert main(again + ["--overwrite"]) == 0
     flipped = json.loads(report_path.read_text())
     assert flipped["flip_average"] is True and flipped["images_scored"] == 14
 

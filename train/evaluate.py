@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flip-average", action="store_true",
                    help="test-time augmentation: average with the mirrored image (2x the cost)")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON ('-' = stdout)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
 
 def evaluate(model: str | None, data: str, split: str = "test", *, backend: str | None = None,
@@ -79,6 +80,10 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..runtime.errors import ConfigError
+
+    if args.json not in (None, "-") and Path(args.json).exists() and not args.overwrite:
+        raise ConfigError(f"{args.json} already exists; pass --overwrite to replace it")
     report = evaluate(args.model, args.data, args.split, backend=args.backend,
                       threads=args.threads, batch_size=args.batch_size,
                       flip_average=args.flip_average)
