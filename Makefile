@@ -10,7 +10,7 @@ EE     := $(VENV)/bin/emotion-edge
 DATA   ?= ../shared/data/fer2013/fer2013.csv.gz
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint bench peer train-default export-default readme clean-venv
+.PHONY: demo test test-fast lint bench peer train-default bundle-default readme compare-quantizers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime.errors import DataError
+from ..runtime.image import IMAGE_SUFFIXES
 from ..runtime.sidecar import InputSpec
 from ..train.metrics import classification_report
 from .datasets import CropStore, EvalSet, eval_sets
@@ -33,7 +34,6 @@ from .targets import Target, select_targets
 
 log = logging.getLogger(__name__)
 
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 LATENCY_KEYS = ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "warmup", "runs")
 #: Distributions whose versions the report records.
 PACKAGES = ("emotion-edge", "numpy", "pillow", "ai-edge-litert", "onnxruntime", "tensorflow",
@@ -128,7 +128,7 @@ def find_photos(folder: str | None) -> tuple[list[str], str | None]:
     path = Path(folder)
     if not path.is_dir():
         return [], f"{path}: no such folder"
-    photos = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    photos = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     return (photos, None) if photos else ([], f"{path}: holds no photos")
 
 

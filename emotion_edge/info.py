@@ -16,6 +16,8 @@ ENGINE_DISTRIBUTIONS = ("ai-edge-litert", "onnxruntime", "tensorflow-cpu", "tens
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--formats", action="store_true",
+                   help="also list every export format and precision (the format table)")
     p.add_argument("--models", action="store_true",
                    help="also list the trainable architectures with their cost (needs [train])")
 
@@ -27,7 +29,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def collect(with_architectures: bool = False) -> dict:
+def collect(with_architectures: bool = False, with_formats: bool = False) -> dict:
     from .runtime.bundled import bundled_models
     from .runtime.errors import EmotionEdgeError
     from .runtime.formats import BACKENDS
@@ -52,6 +54,12 @@ def collect(with_architectures: bool = False) -> dict:
         "packages": {d: v for d in ENGINE_DISTRIBUTIONS if (v := _version(d))},
         "bundled_models": bundled,
     }
+    if with_formats:
+        from .runtime.formats import FORMATS
+
+        info["formats"] = [{"format": f.format, "precision": f.precision, "suffix": f.suffix,
+                            "backend": f.backend, "title": f.title,
+                            "description": f.description} for f in FORMATS]
     if with_architectures:
         from .train.models import build_model, describe_models, model_cost
 
@@ -64,7 +72,7 @@ def collect(with_architectures: bool = False) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = collect(args.models)
+    info = collect(args.models, args.formats)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -80,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
     for file, m in info["bundled_models"].items():
         acc = f"  PrivateTest {m['accuracy']:.4f}" if m["accuracy"] is not None else ""
         print(f"  {file:<28} {m['bytes'] / 1024:8.1f} KiB  {m['precision'] or '?':<8}{acc}")
+    if "formats" in info:
+        print("formats (emotion-edge export --to FORMAT --precision PRECISION):")
+        for f in info["formats"]:
+            print(f"  {f['format']:<7} {f['precision']:<8} *{f['suffix']:<16} {f['backend']:<12} "
+                  f"{f['description']}")
     if "architectures" in info:
         print("architectures (emotion-edge train --model NAME):")
         for name, arch in info["architectures"].items():

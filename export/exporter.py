@@ -191,6 +191,18 @@ class Exporter:
     def source_predictor(self) -> Predictor:
         return load_predictor(self.source.path)
 
+    def close(self) -> None:
+        """Release the source model's predictor, if one was loaded."""
+        predictor = self.__dict__.pop("source_predictor", None)
+        if predictor is not None:
+            predictor.close()
+
+    def __enter__(self) -> Exporter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     @cached_property
     def reference(self) -> np.ndarray:
         """The source's probabilities on the parity images."""
@@ -312,7 +324,8 @@ def export_model(model_path: str | os.PathLike, fmt: str, precision: str,
                  options: ExportOptions = ExportOptions()) -> ExportResult:
     """Export ``model_path`` (a ``.keras`` model with its sidecar) to ``fmt``/``precision``."""
     row = find_format(fmt, precision)
-    return Exporter(model_path, options).export(row.format, row.precision)
+    with Exporter(model_path, options) as exporter:
+        return exporter.export(row.format, row.precision)
 
 
 def export_all(model_path: str | os.PathLike, options: ExportOptions = ExportOptions(),
@@ -320,28 +333,29 @@ def export_all(model_path: str | os.PathLike, options: ExportOptions = ExportOpt
     """Export every row of the format table and measure each artifact's accuracy on
     ``eval_split``; a row that fails is reported with its error and the rest go on."""
     eval_split = canonical_split(eval_split)
-    exporter = Exporter(model_path, options)
-    rows = [r for r in FORMATS if r.format != "keras"]
-    for row in rows:  # refuse before any work if a destination is taken
-        exporter.destination(row)
-    source = exporter.source.path
-    summary = [SummaryRow("keras", "fp32", str(source), source.stat().st_size, "source", None,
-                          exporter.accuracy(source, eval_split))]
-    for row in rows:
-        try:
-            result = exporter.export(row.format, row.precision)
-        except ExportError as exc:
-            log.error("%s: %s", row.title, exc)
-            summary.append(SummaryRow(row.format, row.precision, "", None, "failed", None,
-                                      None, str(exc)))
-            continue
-        accuracy = exporter.accuracy(result.path, eval_split)
-        sidecar = dict(result.sidecar)
-        sidecar["accuracy"] = {
-            SPLIT_KEYS.get(eval_split, eval_split): accuracy,
-            "images": len(exporter.eval_set(eval_split)),
-            "measured_by": f"emotion-edge export --all on {exporter.data_path} ({eval_split})"}
-        write_sidecar(result.path, sidecar)
-        summary.append(SummaryRow(row.format, row.precision, str(result.path), result.size_bytes,
-                                  result.parity.describe(), result.parity.value, accuracy))
-    return summary
+    with Exporter(model_path, options) as exporter:
+        rows = [r for r in FORMATS if r.format != "keras"]
+        for row in rows:  # refuse before any work if a destination is taken
+            exporter.destination(row)
+        source = exporter.source.path
+        summary = [SummaryRow("keras", "fp32", str(source), source.stat().st_size, "source", None,
+                              exporter.accuracy(source, eval_split))]
+        for row in rows:
+            try:
+                result = exporter.export(row.format, row.precision)
+            except ExportError as exc:
+                log.error("%s: %s", row.title, exc)
+                summary.append(SummaryRow(row.format, row.precision, "", None, "failed", None,
+                                          None, str(exc)))
+                continue
+            accuracy = exporter.accuracy(result.path, eval_split)
+            sidecar = dict(result.sidecar)
+            sidecar["accuracy"] = {
+                SPLIT_KEYS.get(eval_split, eval_split): accuracy,
+                "images": len(exporter.eval_set(eval_split)),
+                "measured_by": f"emotion-edge export --all on {exporter.data_path} ({eval_split})"}
+            write_sidecar(result.path, sidecar)
+            summary.append(SummaryRow(row.format, row.precision, str(result.path),
+                                      result.size_bytes, result.parity.describe(),
+                                      result.parity.value, accuracy))
+        return summary

@@ -79,7 +79,7 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
         return Path(name_or_path)
     name = DEFAULT_STEM if name_or_path is None else str(name_or_path)
     as_path = Path(name)
-    if as_path.exists() or "/" in name or os.sep in name:
+    if as_path.is_file() or "/" in name or os.sep in name:
         return as_path
     folder = models_dir()
     for candidate in _candidates(name):

@@ -19,11 +19,10 @@ from typing import Any
 
 from .errors import ConfigError, EmotionEdgeError
 from .formats import BACKENDS
+from .image import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
-                            ".tiff"})
 RED, WHITE = (230, 40, 40), (255, 255, 255)
 CSV_COLUMNS = ("file", "face", "x0", "y0", "x1", "y1", "label", "score", "status")
 
@@ -95,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     from .image import read_image
     from .recognizer import EmotionRecognizer, RecognizerOptions
 
+    if args.annotate is not None and Path(args.annotate).exists() and not Path(
+            args.annotate).is_dir():
+        raise ConfigError(f"--annotate {args.annotate}: exists and is not a folder")
     options = RecognizerOptions(model=args.model, backend=args.backend, threads=args.threads,
                                 detect_faces=not args.no_detect, detector=args.detector,
                                 tiling=args.tiling, score_threshold=args.score_threshold)

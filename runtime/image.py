@@ -18,6 +18,10 @@ from .errors import BadImageError
 
 ImageLike = Union[str, os.PathLike, bytes, np.ndarray, "PIL.Image.Image"]  # noqa: F821
 
+#: File name endings read as images when a folder is given (predict, evaluate, bench).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                            ".pgm", ".ppm"})
+
 #: Images with more pixels than this are refused outright (decompression bombs).
 MAX_PIXELS = 20_000 * 20_000
 
@@ -79,6 +83,16 @@ def _from_pil(img, name: str) -> np.ndarray:
     return _normalise_array(arr, name)
 
 
+def _upright(img):
+    """Apply the EXIF orientation, so phone photos are not read sideways."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(img)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError):
+        return img  # a broken EXIF block: keep the pixels as stored
+
+
 def read_image(image: ImageLike, *, name: str | None = None) -> np.ndarray:
     """Return ``image`` as a uint8 array, ``(H, W)`` gray or ``(H, W, 3)`` RGB.
 
@@ -108,7 +122,7 @@ def read_image(image: ImageLike, *, name: str | None = None) -> np.ndarray:
     try:
         with Image.open(source) as img:
             img.load()
-            return _from_pil(img, label)
+            return _from_pil(_upright(img), label)
     except BadImageError:
         raise
     except Image.DecompressionBombError as exc:

@@ -89,6 +89,9 @@ class EmotionRecognizer:
         self.options = options or RecognizerOptions()
         if self.options.max_faces is not None and self.options.max_faces < 1:
             raise ConfigError(f"max_faces must be >= 1 or None, got {self.options.max_faces}")
+        if not self.options.detect_faces and self.options.tiling:
+            raise ConfigError("tiling is an option of face detection; it cannot be used with "
+                              "detect_faces=False (--no-detect)")
         self.predictor: Predictor = load_predictor(
             self.options.model, backend=self.options.backend, threads=self.options.threads)
         self._detector = None

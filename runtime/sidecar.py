@@ -33,11 +33,19 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputSpec:
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        spec = cls(**known)
-        if spec.channels not in (1, 3) or spec.color not in ("gray", "rgb"):
-            raise ModelLoadError(f"unsupported input spec {data!r}: channels must be 1 or 3, "
-                                 "color 'gray' or 'rgb'")
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"input spec must be a JSON object, got {data!r}")
+        types = {"height": int, "width": int, "channels": int, "scale": (int, float),
+                 "offset": (int, float), "color": str, "layout": str}
+        for key, kind in types.items():
+            value = data.get(key)
+            if key in data and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise ModelLoadError(f"input spec field {key!r} has the wrong type: {value!r}")
+        spec = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        if (spec.channels not in (1, 3) or spec.color not in ("gray", "rgb")
+                or (spec.color == "gray") != (spec.channels == 1)):
+            raise ModelLoadError(f"unsupported input spec {data!r}: channels must be 1 (gray) "
+                                 "or 3 (rgb)")
         if spec.height < 8 or spec.width < 8:
             raise ModelLoadError(f"unsupported input size {spec.height}x{spec.width}")
         return spec

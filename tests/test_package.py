@@ -40,12 +40,14 @@ def test_python_dash_m_and_console_script_agree():
 
 
 def test_info_json_lists_engines():
-    out = subprocess.run([sys.executable, "-m", "emotion_edge", "info", "--json"],
+    out = subprocess.run([sys.executable, "-m", "emotion_edge", "info", "--json", "--formats"],
                          capture_output=True, text=True, check=True).stdout
     info = json.loads(out)
     assert set(info["engines"]) == {"litert", "onnxruntime", "keras"}
     assert info["engines"]["litert"]["extra"] == "tflite"
     assert isinstance(info["bundled_models"], dict)
+    assert {(f["format"], f["precision"]) for f in info["formats"]} >= {("tflite", "int8"),
+                                                                       ("onnx", "int8")}
 
 
 def test_no_command_prints_help():

@@ -9,12 +9,9 @@ import pytest
 pytest.importorskip("keras")
 
 from emotion_edge.runtime.sidecar import read_sidecar  # noqa: E402
+from emotion_edge.train.trainer import PLOT_FILES as PLOTS  # noqa: E402
 
 from emotion_edge.cli import main  # noqa: E402
-
-PLOTS = ("learning_curves.png", "confusion_publictest.png", "confusion_privatetest.png",
-         "per_class_publictest.png", "per_class_privatetest.png", "class_balance.png",
-         "augmented_samples.png")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +75,20 @@ def test_evaluate_json(trained_run, tmp_path):
     assert main(again + ["--overwrite"]) == 0
     flipped = json.loads(report_path.read_text())
     assert flipped["flip_average"] is True and flipped["images_scored"] == 14
+
+
+def test_overwrite_keeps_other_files_and_bad_data_touches_nothing(tiny_csv, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "history.csv").write_text("epoch\n1\n")
+    (out / "notes.txt").write_text("mine")
+    argv = ["train", "--data", str(tmp_path / "typo.csv"), "--out", str(out), "--overwrite"]
+    assert main(argv) == 2
+    assert (out / "history.csv").is_file()  # the data error came before any deletion
+    from emotion_edge.train.trainer import prepare_run_dir
+
+    prepare_run_dir(out, resume=False, overwrite=True)
+    assert not (out / "history.csv").exists() and (out / "notes.txt").read_text() == "mine"
 
 
 def test_bad_options_are_clear(tiny_csv, tmp_path, capsys):

@@ -132,12 +132,6 @@ def training_dataset(x: np.ndarray, targets: np.ndarray, y: np.ndarray, *, batch
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(x: np.ndarray, batch_size: int = 256) -> tf.data.Dataset:
-    x4 = x[..., None] if x.ndim == 3 else x
-    return (tf.data.Dataset.from_tensor_slices(x4).batch(batch_size)
-            .map(lambda b: tf.cast(b, tf.float32) / 255.0))
-
-
 def augmented_samples(split, cfg: AugmentConfig, seed: int, per_class: int = 8) -> dict:
     """One image per class followed by ``per_class - 1`` augmented variants of it."""
     rng = np.random.default_rng(seed)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import logging
 import os
@@ -21,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.errors import BadImageError, DataError
-from ..runtime.image import read_image, resize, to_gray
+from ..runtime.image import IMAGE_SUFFIXES, read_image, resize, to_gray
 from ..runtime.labels import FER2013_LABELS, FERPLUS_LABELS, canonical_label
+from ..runtime.sidecar import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ SPLIT_ALIASES = {
     "val": "val", "valid": "val", "validation": "val", "publictest": "val",
     "test": "test", "privatetest": "test",
 }
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 FERPLUS_VOTE_COLUMNS = (
     "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
 )
@@ -66,14 +65,6 @@ def canonical_split(name: str) -> str:
         raise DataError(f"unknown split {name!r}; use one of: train, val (PublicTest), "
                         "test (PrivateTest)")
     return SPLIT_ALIASES[key]
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -163,7 +154,7 @@ def load_fer2013(path: str | os.PathLike, cache_dir: str | os.PathLike | None = 
         raise DataError(f"{path}: no such file (expected the Kaggle fer2013.csv or .csv.gz)")
     if not use_cache:
         return parse_fer2013_csv(path)
-    digest = file_sha256(path)
+    digest = sha256_of(path)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cached = cache / f"fer2013-{digest[:16]}.npz"
     if cached.is_file():

@@ -82,8 +82,13 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
 def run(args: argparse.Namespace) -> int:
     from ..runtime.errors import ConfigError
 
-    if args.json not in (None, "-") and Path(args.json).exists() and not args.overwrite:
-        raise ConfigError(f"{args.json} already exists; pass --overwrite to replace it")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.json not in (None, "-"):
+        if Path(args.json).exists() and not args.overwrite:
+            raise ConfigError(f"{args.json} already exists; pass --overwrite to replace it")
+        if not Path(args.json).resolve().parent.is_dir():
+            raise ConfigError(f"--json {args.json}: its folder does not exist")
     report = evaluate(args.model, args.data, args.split, backend=args.backend,
                       threads=args.threads, batch_size=args.batch_size,
                       flip_average=args.flip_average)

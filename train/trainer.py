@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,11 +24,17 @@ import numpy as np
 
 from ..runtime.errors import ConfigError
 from ..runtime.sidecar import InputSpec, sha256_of, write_sidecar
-from .data import Split, file_sha256, load_fer2013
+from .data import Split, load_fer2013
 
 log = logging.getLogger(__name__)
 
 RUN_FILES = ("config.json", "last.keras", "best.keras", "history.csv")
+PLOT_FILES = ("learning_curves.png", "confusion_publictest.png", "confusion_privatetest.png",
+              "per_class_publictest.png", "per_class_privatetest.png", "class_balance.png",
+              "augmented_samples.png")
+#: everything a run writes into its folder (``--overwrite`` removes these and only these)
+RUN_OUTPUTS = (*RUN_FILES, "model.keras", "model.keras.json", "metrics.json", "train.log",
+               *PLOT_FILES)
 HISTORY_KEYS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
 
@@ -67,7 +72,11 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        return cls(**json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_text())
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a readable run config ({exc})") from None
 
 
 def lr_at(epoch: int, cfg: TrainConfig) -> float:
@@ -79,20 +88,21 @@ def lr_at(epoch: int, cfg: TrainConfig) -> float:
     return cfg.learning_rate * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> bool:
-    """Create ``out``; returns True when resuming. Refuses to clobber an earlier run."""
+def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Create ``out``, refusing to clobber an earlier run; ``overwrite`` removes only the
+    files a run writes, nothing else in the folder."""
     existing = [f for f in RUN_FILES if (out / f).exists()] if out.is_dir() else []
     if resume:
         if not (out / "last.keras").is_file():
             raise ConfigError(f"{out}: nothing to resume (no last.keras); start without --resume")
-        return True
+        return
     if existing:
         if not overwrite:
             raise ConfigError(f"{out} already holds a run ({', '.join(existing)}); pass "
                               "--resume to continue it or --overwrite to start it afresh")
-        shutil.rmtree(out)
+        for name in RUN_OUTPUTS:
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    return False
 
 
 def _subsample(split: Split, limit: int | None, seed: int) -> Split:
@@ -191,11 +201,12 @@ def fold_into_logits(model, shift: np.ndarray) -> None:
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     cfg.validate()
     out = Path(cfg.out)
-    resuming = prepare_run_dir(out, resume=resume, overwrite=overwrite)
-    if resuming:
+    if resume and (out / "config.json").is_file():
         saved = TrainConfig.load(out / "config.json")
         saved.epochs = cfg.epochs  # the one thing a resume may extend
         cfg = saved
+    splits = load_fer2013(cfg.data, cfg.cache_dir)  # bad data fails before the folder is touched
+    prepare_run_dir(out, resume=resume, overwrite=overwrite)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     _configure_logging(out)
 
@@ -207,7 +218,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     from .models import build_model, model_cost
 
     keras.utils.set_random_seed(cfg.seed)
-    splits = load_fer2013(cfg.data, cfg.cache_dir)
     train_s = _subsample(splits["train"], cfg.limit, cfg.seed)
     val_s = _subsample(splits["val"], cfg.limit, cfg.seed)
     labels = train_s.labels
@@ -224,7 +234,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     val_t = _one_hot(val_s.y, k)
 
     history = _read_history(out / "history.csv")
-    if resuming:
+    if resume:
         model = keras.models.load_model(out / "last.keras")
         log.info("resuming %s after epoch %d", out, len(history))
     else:
@@ -318,7 +328,7 @@ def _finish(cfg, out, model, splits, val_s, val_probs, history, cost, correction
         "sha256": sha256_of(model_path),
         "training": {
             "config": asdict(cfg),
-            "data_sha256": file_sha256(cfg.data),
+            "data_sha256": sha256_of(cfg.data),
             "epochs_run": len(history),
             "best_epoch": metrics["best_epoch"],
             "prior_correction_tau": correction["tau"],
