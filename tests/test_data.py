@@ -114,3 +114,17 @@ def test_ferplus_majority_and_soft_labels(fer_csv, ferplus_csv):
     total = sum(len(s) for s in splits.values())
     dropped = sum(next(iter(s.skipped.values())) for s in splits.values())
     assert total + dropped == 35887 and dropped >= 173
+
+
+def test_ferplus_soft_targets_for_a_seven_class_model(fer_csv, ferplus_csv):
+    from emotion_edge.train.data import ferplus_soft_targets
+
+    fer = load_fer2013(fer_csv)
+    targets = ferplus_soft_targets(ferplus_csv, fer)
+    soft, has_votes = targets["train"]
+    assert soft.shape == (len(fer["train"]), 7) and has_votes.dtype == bool
+    assert 0.9 * len(soft) < has_votes.sum() < len(soft)
+    np.testing.assert_allclose(soft[has_votes].sum(axis=1), 1.0, rtol=1e-5)
+    # joined by line position, the FER+ majority agrees with FER2013 on about 63% of rows
+    agreement = (soft[has_votes].argmax(axis=1) == fer["train"].y[has_votes]).mean()
+    assert 0.55 < agreement < 0.75

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from emotion_edge.cli import main
 from emotion_edge.runtime.bundled import bundled_models, models_dir, resolve_model
 from emotion_edge.runtime.errors import ConfigError, ModelLoadError
 from emotion_edge.runtime.image import read_image
 from emotion_edge.runtime.sidecar import InputSpec
+from PIL import Image
+
+from emotion_edge.cli import main
 
 
 def test_exif_orientation_is_applied(tmp_path):

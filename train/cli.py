@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="classes drawn in proportion to count**P: 0 even (default), 1 as is")
     p.add_argument("--class-weights", action="store_true",
                    help="weight the loss by inverse class frequency (use with --balance-power 1)")
+    p.add_argument("--ferplus", metavar="CSV",
+                   help="FER+ votes (fer2013new.csv): mix their distribution into the targets")
+    p.add_argument("--ferplus-weight", type=float, default=d.ferplus_weight,
+                   help="weight of the FER+ votes in the targets (default %(default)s)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-prior-correction", action="store_true",
                    help="do not fold a PublicTest-picked class-prior correction into the logits")
@@ -72,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         label_smoothing=args.label_smoothing, balance_power=args.balance_power,
         class_weights=args.class_weights, augment=not args.no_augment,
         prior_correction=not args.no_prior_correction, patience=args.patience, seed=args.seed,
+        ferplus=args.ferplus, ferplus_weight=args.ferplus_weight,
         limit=args.limit, cache_dir=args.cache_dir, model_kwargs=_model_kwargs(args.model_arg),
     )
     metrics = train(cfg, resume=args.resume, overwrite=args.overwrite)

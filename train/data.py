@@ -178,20 +178,13 @@ def load_fer2013(path: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     return splits
 
 
-def load_ferplus(fer_csv: str | os.PathLike, ferplus_csv: str | os.PathLike,
-                 cache_dir: str | os.PathLike | None = None) -> dict[str, Split]:
-    """FER2013 images with FER+ labels: 8 classes (with contempt) by majority vote.
-
-    Rows are joined by line position (``Image name`` is not the row index). Following
-    the FER+ authors, rows whose majority is ``unknown`` or ``NF`` (not a face), rows
-    with a tie for the top vote, and rows with no image name are dropped. ``soft`` holds
-    each row's vote distribution over the 8 classes.
-    """
-    fer = load_fer2013(fer_csv, cache_dir)
+def read_ferplus_votes(ferplus_csv: str | os.PathLike,
+                       expected_rows: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """FER+ vote counts ``(rows, 10)`` in ``FERPLUS_VOTE_COLUMNS`` + unknown + NF order, each
+    row's split, and which rows the FER+ authors keep (named, a clear emotion majority)."""
     ferplus_csv = Path(ferplus_csv)
     if not ferplus_csv.is_file():
         raise DataError(f"{ferplus_csv}: no such file (expected FER+ fer2013new.csv)")
-    order = [FERPLUS_VOTE_COLUMNS.index(_ferplus_column(lab)) for lab in FERPLUS_LABELS]
     votes, usages, named = [], [], []
     with open(ferplus_csv, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -208,16 +201,50 @@ def load_ferplus(fer_csv: str | os.PathLike, ferplus_csv: str | os.PathLike,
             votes.append(counts)
             usages.append(USAGE_TO_SPLIT.get(row["Usage"].strip(), ""))
             named.append(bool(row["Image name"].strip()))
-    votes_arr = np.asarray(votes, dtype=np.float32)
-    total_rows = sum(len(fer[s]) for s in SPLITS)
-    if len(votes_arr) != total_rows:
+    votes_arr = np.asarray(votes, dtype=np.float32).reshape(-1, len(FERPLUS_VOTE_COLUMNS) + 2)
+    if len(votes_arr) != expected_rows:
         raise DataError(f"{ferplus_csv}: has {len(votes_arr)} rows but the FER2013 CSV has "
-                        f"{total_rows}; the files must match line by line")
-    emotions = votes_arr[:, :8]
+                        f"{expected_rows}; the files must match line by line")
     top = votes_arr.max(axis=1)
-    majority = votes_arr.argmax(axis=1)
     ties = (votes_arr == top[:, None]).sum(axis=1) > 1
-    keep_all = np.asarray(named) & (majority < 8) & ~ties & (emotions.sum(axis=1) > 0)
+    keep = (np.asarray(named, dtype=bool) & (votes_arr.argmax(axis=1) < 8) & ~ties
+            & (votes_arr[:, :8].sum(axis=1) > 0))
+    return votes_arr, usages, keep
+
+
+def ferplus_soft_targets(ferplus_csv: str | os.PathLike, fer: dict[str, Split],
+                         labels: tuple[str, ...] = FER2013_LABELS) -> dict[str, tuple]:
+    """Per split, the FER+ vote distribution over ``labels`` (votes for other classes, such
+    as contempt for a 7-class model, are dropped) and a mask of the rows that have one."""
+    votes, _, keep = read_ferplus_votes(ferplus_csv, sum(len(fer[s]) for s in SPLITS))
+    columns = [FERPLUS_VOTE_COLUMNS.index(_ferplus_column(lab)) for lab in labels]
+    soft = votes[:, columns]
+    total = soft.sum(axis=1, keepdims=True)
+    keep = keep & (total[:, 0] > 0)
+    soft = np.where(total > 0, soft / np.maximum(total, 1), 0.0).astype(np.float32)
+    out, start = {}, 0
+    for s in SPLITS:
+        sl = slice(start, start + len(fer[s]))
+        start += len(fer[s])
+        out[s] = (soft[sl], keep[sl])
+    return out
+
+
+def load_ferplus(fer_csv: str | os.PathLike, ferplus_csv: str | os.PathLike,
+                 cache_dir: str | os.PathLike | None = None) -> dict[str, Split]:
+    """FER2013 images with FER+ labels: 8 classes (with contempt) by majority vote.
+
+    Rows are joined by line position (``Image name`` is not the row index). Following
+    the FER+ authors, rows whose majority is ``unknown`` or ``NF`` (not a face), rows
+    with a tie for the top vote, and rows with no image name are dropped. ``soft`` holds
+    each row's vote distribution over the 8 classes.
+    """
+    fer = load_fer2013(fer_csv, cache_dir)
+    order = [FERPLUS_VOTE_COLUMNS.index(_ferplus_column(lab)) for lab in FERPLUS_LABELS]
+    votes_arr, usages, keep_all = read_ferplus_votes(ferplus_csv,
+                                                     sum(len(fer[s]) for s in SPLITS))
+    emotions = votes_arr[:, :8]
+    majority = votes_arr.argmax(axis=1)
     out, start = {}, 0
     for s in SPLITS:
         n = len(fer[s])

@@ -56,6 +56,8 @@ class TrainConfig:
     patience: int = 15
     prior_correction: bool = True
     seed: int = 1
+    ferplus: str | None = None
+    ferplus_weight: float = 0.5
     limit: int | None = None
     cache_dir: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +71,10 @@ class TrainConfig:
             raise ConfigError("--label-smoothing must lie in [0, 1)")
         if self.learning_rate <= 0:
             raise ConfigError("--lr must be positive")
+        if not 0.0 <= self.ferplus_weight <= 1.0:
+            raise ConfigError("--ferplus-weight must lie in [0, 1]")
+        if self.ferplus and self.limit:
+            raise ConfigError("--ferplus needs the full training split; drop --limit")
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -166,6 +172,22 @@ def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
     return np.eye(k, dtype=np.float32)[y]
 
 
+def _targets(cfg: TrainConfig, splits: dict[str, Split], train_s: Split) -> np.ndarray:
+    """One-hot FER2013 labels, mixed with the FER+ vote distribution when ``--ferplus``
+    is given: ``(1 - w) * onehot + w * votes`` on the rows FER+ keeps."""
+    targets = _one_hot(train_s.y, len(train_s.labels))
+    if not cfg.ferplus:
+        return targets
+    from .data import ferplus_soft_targets
+
+    soft, has_votes = ferplus_soft_targets(cfg.ferplus, splits, train_s.labels)["train"]
+    w = cfg.ferplus_weight
+    targets[has_votes] = (1.0 - w) * targets[has_votes] + w * soft[has_votes]
+    log.info("FER+ soft labels mixed in with weight %.2f on %d of %d training images", w,
+             int(has_votes.sum()), len(targets))
+    return targets
+
+
 def _compile(model, cfg: TrainConfig) -> None:
     import keras
 
@@ -227,7 +249,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
 
     steps = cfg.steps_per_epoch or max(len(train_s) // cfg.batch_size, 1)
     aug = AugmentConfig() if cfg.augment else None
-    ds = training_dataset(train_s.x, _one_hot(train_s.y, k), train_s.y,
+    ds = training_dataset(train_s.x, _targets(cfg, splits, train_s), train_s.y,
                           batch_size=cfg.batch_size, steps=steps,
                           balance_power=cfg.balance_power, augment=aug, seed=cfg.seed)
     val_x = val_s.x[..., None].astype(np.float32) / 255.0
