@@ -101,3 +101,6 @@ def test_bad_options_are_clear(tiny_csv, tmp_path, capsys):
     assert main(["train", "--data", str(tiny_csv), "--out", str(tmp_path / "r3"),
                  "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+    assert main(["train", "--data", str(tiny_csv), "--out", str(tmp_path / "r4"),
+                 "--ferplus", str(tiny_csv), "--limit", "10"]) == 2
+    assert "--ferplus needs the full training split" in capsys.readouterr().err
