@@ -13,7 +13,7 @@ import numpy as np
 
 from ..runtime.errors import DataError
 from ..runtime.sidecar import InputSpec
-from ..train.data import Split, load_split
+from ..data.datasets import Split, load_split
 
 log = logging.getLogger(__name__)
 

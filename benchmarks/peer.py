@@ -34,7 +34,7 @@ from pathlib import Path
 from ..runtime.errors import DataError, ExportError
 from ..runtime.labels import FER2013_LABELS
 from ..runtime.sidecar import InputSpec, sha256_of, sidecar_path, write_sidecar
-from ..train.data import default_cache_dir
+from ..data.datasets import default_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import numpy as np
 from ..runtime.errors import DataError
 from ..runtime.image import IMAGE_SUFFIXES
 from ..runtime.sidecar import InputSpec
-from ..train.metrics import classification_report
+from ..data.metrics import classification_report
 from .datasets import CropStore, EvalSet, eval_sets
 from .peer import SELECTION_NOTE
 from .targets import Target, select_targets

@@ -19,7 +19,7 @@ from . import __version__
 SUBCOMMANDS = {
     "train": ("emotion_edge.train.cli", "train a model on FER2013"),
     "export": ("emotion_edge.export.cli", "export a model to TFLite and ONNX, with parity checks"),
-    "evaluate": ("emotion_edge.train.evaluate", "score a model on a data set"),
+    "evaluate": ("emotion_edge.data.evaluate", "score a model on a data set"),
     "predict": ("emotion_edge.runtime.cli", "recognise emotions on the faces in photos"),
     "bench": ("emotion_edge.benchmarks.cli", "benchmark every artifact and the peer model"),
     "info": ("emotion_edge.info", "version, installed engines and bundled models"),

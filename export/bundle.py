@@ -24,7 +24,7 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "runtime" / "models"
 
 def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path = MODELS_DIR,
            overwrite: bool = False) -> dict:
-    from ..train.evaluate import evaluate
+    from ..data.evaluate import evaluate
     from .exporter import ExportOptions, export_all
 
     source = run_dir / "model.keras"

@@ -1,6 +1,6 @@
 """Real images for export: the calibration set (quantisation), the parity set and eval data.
 
-All come from the FER2013 CSV or an image folder through ``train.data.load_split`` and are
+All come from the FER2013 CSV or an image folder through ``data.datasets.load_split`` and are
 prepared with the runtime's ``prepare_batch`` and the source model's input spec, exactly as
 the runtime will feed the exported artifact.
 """
@@ -16,7 +16,7 @@ import numpy as np
 from ..runtime.errors import ConfigError, DataError
 from ..runtime.preprocess import prepare_batch
 from ..runtime.sidecar import InputSpec
-from ..train.data import load_split
+from ..data.datasets import load_split
 
 log = logging.getLogger(__name__)
 

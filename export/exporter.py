@@ -26,7 +26,7 @@ from ..runtime.errors import ConfigError, DataError, ExportError, ModelLoadError
 from ..runtime.formats import FORMATS, ArtifactFormat, artifact_name, find_format
 from ..runtime.predictor import Predictor, load_predictor
 from ..runtime.sidecar import InputSpec, read_sidecar, sha256_of, write_sidecar
-from ..train.data import canonical_split
+from ..data.datasets import canonical_split
 from .calibration import (
     DEFAULT_CALIBRATION_SIZE,
     DEFAULT_PARITY_SIZE,

@@ -276,7 +276,7 @@ def _set_weights(layer, weights: list[np.ndarray], source_name: str) -> None:
 
 def _training_images(data: str, labels: tuple[str, ...], spec, options: QatOptions) -> np.ndarray:
     from ..runtime.preprocess import prepare_batch
-    from ..train.data import load_split
+    from ..data.datasets import load_split
     from .calibration import stratified_indices
 
     split = load_split(data, "train", labels=labels, size=spec.height, channels=spec.channels)

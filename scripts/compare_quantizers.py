@@ -21,7 +21,7 @@ from emotion_edge.export.calibration import calibration_set
 from emotion_edge.runtime import load_predictor, prepare_batch
 from emotion_edge.runtime.bundled import models_dir
 from emotion_edge.runtime.sidecar import InputSpec, read_sidecar, sha256_of, write_sidecar
-from emotion_edge.train.data import load_split
+from emotion_edge.data.datasets import load_split
 
 
 def quantise(fp32: Path, out: Path, calibration: np.ndarray, one_batch: bool) -> None:

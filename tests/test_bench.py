@@ -199,8 +199,8 @@ def test_peer_tflite_matches_its_published_accuracy(fer_csv):
     """fer's TFLite on PrivateTest, through our harness, is about 65.8% top-1."""
     from emotion_edge.benchmarks.peer import peer_artifacts
     from emotion_edge.runtime import load_predictor, prepare_batch
-    from emotion_edge.train.data import load_split
-    from emotion_edge.train.metrics import classification_report
+    from emotion_edge.data.datasets import load_split
+    from emotion_edge.data.metrics import classification_report
 
     path = next((p for item, p in peer_artifacts().items() if item.format == "tflite"), None)
     if path is None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from emotion_edge.runtime.errors import DataError
 from emotion_edge.runtime.labels import FER2013_LABELS, FERPLUS_LABELS, canonical_label
-from emotion_edge.train.data import load_fer2013, load_ferplus, load_image_folder, load_split
+from emotion_edge.data.datasets import load_fer2013, load_ferplus, load_image_folder, load_split
 from PIL import Image
 
 
@@ -117,7 +117,7 @@ def test_ferplus_majority_and_soft_labels(fer_csv, ferplus_csv):
 
 
 def test_ferplus_soft_targets_for_a_seven_class_model(fer_csv, ferplus_csv):
-    from emotion_edge.train.data import ferplus_soft_targets
+    from emotion_edge.data.datasets import ferplus_soft_targets
 
     fer = load_fer2013(fer_csv)
     targets = ferplus_soft_targets(ferplus_csv, fer)

@@ -263,7 +263,7 @@ def test_export_cli_module_is_light():
 def test_bundled_artifacts_meet_their_bars(fer_csv):
     from emotion_edge.runtime import load_predictor, prepare_batch
     from emotion_edge.runtime.bundled import models_dir
-    from emotion_edge.train.data import load_split
+    from emotion_edge.data.datasets import load_split
 
     folder = models_dir()
     if not (folder / "default.keras").is_file():

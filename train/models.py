@@ -43,7 +43,7 @@ def build_model(name: str, num_classes: int = 7, input_shape=(48, 48, 1), **kwar
 def _head(x, num_classes: int, dropout: float):
     if dropout:
         x = layers.Dropout(dropout)(x)
-    x = layers.Dense(num_classes, name="logits")(x)
+    x = layers.Dense(num_classes, name="logits", dtype="float32")(x)  # float32 under mixed
     return layers.Activation("softmax", name="probabilities", dtype="float32")(x)
 
 
@@ -106,6 +106,13 @@ def vgg_s2(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4,
            widths=(48, 96, 192), depths=(2, 2, 2), dense: int = 256):
     return _vgg(keras.Input(input_shape, name="image"), widths, depths, 2, num_classes,
                 dropout, dense, "vgg_s2")
+
+
+@register("vgg_wide", "a wide four-stage VGG with a stride-2 stem: the accurate model and teacher")
+def vgg_wide(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.5,
+             widths=(64, 128, 256, 512), depths=(2, 2, 2, 2), dense: int = 512):
+    return _vgg(keras.Input(input_shape, name="image"), widths, depths, 2, num_classes,
+                dropout, dense, "vgg_wide")
 
 
 @register("vgg", "the same VGG-style net at full 48x48 resolution")

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..runtime.errors import ConfigError
 from ..runtime.sidecar import InputSpec, sha256_of, write_sidecar
-from .data import Split, load_fer2013
+from ..data.datasets import Split, load_fer2013
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ PLOT_FILES = ("learning_curves.png", "confusion_publictest.png", "confusion_priv
 #: everything a run writes into its folder (``--overwrite`` removes these and only these)
 RUN_OUTPUTS = (*RUN_FILES, "model.keras", "model.keras.json", "metrics.json", "train.log",
                *PLOT_FILES)
+OPTIMIZERS = ("adamw", "sgd")
+#: training precision policies; exports are always made from float32 weights
+PRECISIONS = ("float32", "mixed_bfloat16")
 HISTORY_KEYS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
 
@@ -58,6 +61,9 @@ class TrainConfig:
     seed: int = 1
     ferplus: str | None = None
     ferplus_weight: float = 0.5
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    precision: str = "float32"
     limit: int | None = None
     cache_dir: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -73,6 +79,10 @@ class TrainConfig:
             raise ConfigError("--lr must be positive")
         if not 0.0 <= self.ferplus_weight <= 1.0:
             raise ConfigError("--ferplus-weight must lie in [0, 1]")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.ferplus and self.limit:
             raise ConfigError("--ferplus needs the full training split; drop --limit")
 
@@ -178,7 +188,7 @@ def _targets(cfg: TrainConfig, splits: dict[str, Split], train_s: Split) -> np.n
     targets = _one_hot(train_s.y, len(train_s.labels))
     if not cfg.ferplus:
         return targets
-    from .data import ferplus_soft_targets
+    from ..data.datasets import ferplus_soft_targets
 
     soft, has_votes = ferplus_soft_targets(cfg.ferplus, splits, train_s.labels)["train"]
     w = cfg.ferplus_weight
@@ -191,8 +201,13 @@ def _targets(cfg: TrainConfig, splits: dict[str, Split], train_s: Split) -> np.n
 def _compile(model, cfg: TrainConfig) -> None:
     import keras
 
+    if cfg.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum, nesterov=True,
+                                         weight_decay=cfg.weight_decay)
+    else:
+        optimizer = keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
     model.compile(
-        optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"],
     )
@@ -240,6 +255,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     from .models import build_model, model_cost
 
     keras.utils.set_random_seed(cfg.seed)
+    keras.mixed_precision.set_global_policy(cfg.precision)
     train_s = _subsample(splits["train"], cfg.limit, cfg.seed)
     val_s = _subsample(splits["val"], cfg.limit, cfg.seed)
     labels = train_s.labels
@@ -282,6 +298,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     train_seconds = time.time() - started
 
     best = keras.models.load_model(out / "best.keras", compile=False)  # no optimizer state
+    if cfg.precision != "float32":
+        best = _as_float32(best, cfg, k)
     val_probs = predict_probs(best, val_s.x)
     correction = {"tau": 0.0, "publictest_accuracy_by_tau": {}}
     if cfg.prior_correction and cfg.balance_power < 1.0:
@@ -296,6 +314,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                    train_seconds, tf.__version__, keras.__version__)
 
 
+def _as_float32(model, cfg: TrainConfig, num_classes: int):
+    """The same network rebuilt under the float32 policy with the trained weights copied in:
+    exports and the bundled ``.keras`` are always float32."""
+    import keras
+
+    from .models import build_model
+
+    keras.mixed_precision.set_global_policy("float32")
+    fp32 = build_model(cfg.model, num_classes=num_classes, **cfg.model_kwargs)
+    fp32.set_weights(model.get_weights())
+    return fp32
+
+
 def _stopped_early(history, cfg: TrainConfig) -> bool:
     if not history:
         return False
@@ -306,7 +337,7 @@ def _stopped_early(history, cfg: TrainConfig) -> bool:
 def _finish(cfg, out, model, splits, val_s, val_probs, history, cost, correction,
             train_seconds, tf_version, keras_version) -> dict[str, Any]:
     from . import plots
-    from .metrics import classification_report
+    from ..data.metrics import classification_report
 
     labels = val_s.labels
     test_s = _subsample(splits["test"], cfg.limit, cfg.seed)

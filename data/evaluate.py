@@ -44,7 +44,7 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
     """
     from ..runtime import load_predictor
     from ..runtime.preprocess import prepare_batch
-    from .data import canonical_split, load_split
+    from .datasets import canonical_split, load_split
     from .metrics import classification_report
 
     with load_predictor(model, backend=backend, threads=threads) as predictor:
