@@ -1,8 +1,10 @@
 """The ``emotion-edge`` command line: one entry point, one subcommand per stage.
 
 Each subcommand lives beside its stage (``train/cli.py`` …) as ``add_arguments(parser)``
-and ``run(args)``; their modules are imported only when that subcommand runs, so
-``emotion-edge info`` stays fast and works without TensorFlow.
+and ``run(args)``. The top-level parser only names the subcommands; a stage's CLI module is
+imported when its subcommand runs (``emotion-edge predict …`` or ``emotion-edge predict
+--help``), never for ``emotion-edge --help``, so the top level stays fast and no stage pulls in
+another's engine (TensorFlow, Gradio, Matplotlib).
 """
 
 from __future__ import annotations
@@ -28,26 +30,45 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: global options and the subcommand list, importing no stage."""
     parser = argparse.ArgumentParser(
         prog="emotion-edge", description="Facial emotion recognition, fast on edge devices.")
     parser.add_argument("--version", action="version", version=f"emotion-edge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def build_subcommand_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand; imports that stage's CLI module."""
+    module, help_text = SUBCOMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"emotion-edge {name}", description=help_text)
+    parser.set_defaults(command=name, _module=module)
+    importlib.import_module(module).add_arguments(parser)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the global options, then the chosen subcommand's own arguments."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    split = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    top = build_parser().parse_args(argv[:split + 1])
+    if not top.command:
+        return top
+    args = build_subcommand_parser(top.command).parse_args(argv[split + 1:])
+    args.verbose = top.verbose
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     from .errors import EmotionEdgeError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     if not args.command:
-        parser.print_help()
+        build_parser().print_help()
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

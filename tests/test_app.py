@@ -179,9 +179,9 @@ def test_fps_of_the_stream_function(models_dir):
 
 
 def test_app_subcommand_is_registered():
-    from emotion_edge.cli import build_parser
+    from emotion_edge.cli import parse_args
 
-    args = build_parser().parse_args(["app", "--models-dir", "x", "--port", "7999"])
+    args = parse_args(["app", "--models-dir", "x", "--port", "7999"])
     assert args.command == "app" and args.port == 7999 and args.host == "127.0.0.1"
 
 

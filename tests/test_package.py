@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -53,3 +54,31 @@ def test_info_json_lists_engines():
 def test_no_command_prints_help():
     result = subprocess.run([sys.executable, "-m", "emotion_edge"], capture_output=True, text=True)
     assert result.returncode == 2 and "train" in result.stdout
+
+
+HEAVY = ("tensorflow", "keras", "gradio", "matplotlib", "emotion_edge.train",
+         "emotion_edge.export", "emotion_edge.benchmarks", "emotion_edge.app")
+
+
+def _modules_loaded_by(argv: list[str]) -> set[str]:
+    """Run ``emotion_edge.cli.main(argv)`` in a fresh interpreter; the heavy modules it loaded."""
+    code = ("import contextlib, io, sys\n"
+            "from emotion_edge.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            f"    main({argv!r})\n"
+            f"print(*[m for m in sys.modules if any(m == h or m.startswith(h + '.')\n"
+            f"                                      for h in {HEAVY!r})])\n")
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    return set(out.split())
+
+
+@pytest.mark.parametrize("argv", [["--help"], []])
+def test_top_level_help_imports_no_stage(argv):
+    assert _modules_loaded_by(argv) == set()
+
+
+def test_a_subcommand_imports_its_stage_only_when_it_runs():
+    loaded = _modules_loaded_by(["app", "--help"])
+    assert "emotion_edge.app" in loaded and "emotion_edge.train" not in loaded
