@@ -15,7 +15,7 @@ from emotion_edge.train.models import build_model, model_cost, model_names  # no
 def test_builders_produce_probabilities(name):
     model = build_model(name)
     cost = model_cost(model)
-    assert cost.parameters == model.count_params() and cost.parameters <= 2_000_000
+    assert cost.parameters == model.count_params() and cost.parameters <= 5_000_000
     assert cost.macs > 0
     probs = np.asarray(model(np.random.rand(2, 48, 48, 1).astype("float32"), training=False))
     assert probs.shape == (2, 7)
@@ -24,7 +24,7 @@ def test_builders_produce_probabilities(name):
 
 
 def test_registry_has_the_promised_models():
-    assert {"mini_xception", "vgg_s2", "vgg", "mobilenet_v2"} <= set(model_names())
+    assert {"mini_xception", "vgg_s2", "vgg", "mobilenet_v2", "vgg_wide"} <= set(model_names())
     assert 40_000 < model_cost(build_model("mini_xception")).parameters < 80_000
 
 

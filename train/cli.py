@@ -29,9 +29,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class-weights", action="store_true",
                    help="weight the loss by inverse class frequency (use with --balance-power 1)")
     p.add_argument("--ferplus", metavar="CSV",
-                   help="FER+ votes (fer2013new.csv): mix their distribution into the targets")
+                   help="FER+ votes (fer2013new.csv): mix their distribution into the targets "
+                   "(with --task ferplus: learn them)")
     p.add_argument("--ferplus-weight", type=float, default=d.ferplus_weight,
                    help="weight of the FER+ votes in the targets (default %(default)s)")
+    p.add_argument("--task", choices=("fer2013", "ferplus"), default=d.task,
+                   help="fer2013: its seven labels (default); ferplus: FER+'s eight classes "
+                   "learnt from the crowd's vote distribution (needs --ferplus)")
+    p.add_argument("--teacher", metavar="MODEL",
+                   help="distil from this model: its probabilities (averaged with the mirror "
+                   "image's, computed once) are mixed into the targets")
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help="weight of the teacher in the targets (default %(default)s)")
+    p.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
+                   help="softening of the teacher's probabilities (default %(default)s)")
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default=d.optimizer,
                    help="AdamW, or SGD with Nesterov momentum (default %(default)s)")
     p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
@@ -83,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
         class_weights=args.class_weights, augment=not args.no_augment,
         prior_correction=not args.no_prior_correction, patience=args.patience, seed=args.seed,
         ferplus=args.ferplus, ferplus_weight=args.ferplus_weight, optimizer=args.optimizer,
-        momentum=args.momentum, precision=args.precision,
+        momentum=args.momentum, precision=args.precision, task=args.task,
+        teacher=str(Path(args.teacher)) if args.teacher else None,
+        distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
         limit=args.limit, cache_dir=args.cache_dir, model_kwargs=_model_kwargs(args.model_arg),
     )
     metrics = train(cfg, resume=args.resume, overwrite=args.overwrite)

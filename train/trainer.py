@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from ..data.datasets import Split, load_fer2013
 from ..runtime.errors import ConfigError
 from ..runtime.sidecar import InputSpec, sha256_of, write_sidecar
-from ..data.datasets import Split, load_fer2013
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ PLOT_FILES = ("learning_curves.png", "confusion_publictest.png", "confusion_priv
 RUN_OUTPUTS = (*RUN_FILES, "model.keras", "model.keras.json", "metrics.json", "train.log",
                *PLOT_FILES)
 OPTIMIZERS = ("adamw", "sgd")
+#: what a run learns: FER2013's seven labels, or FER+'s eight classes from the crowd votes
+TASKS = ("fer2013", "ferplus")
 #: training precision policies; exports are always made from float32 weights
 PRECISIONS = ("float32", "mixed_bfloat16")
 HISTORY_KEYS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
@@ -61,6 +63,10 @@ class TrainConfig:
     seed: int = 1
     ferplus: str | None = None
     ferplus_weight: float = 0.5
+    task: str = "fer2013"
+    teacher: str | None = None
+    distill_weight: float = 0.7
+    distill_temperature: float = 2.0
     optimizer: str = "adamw"
     momentum: float = 0.9
     precision: str = "float32"
@@ -83,7 +89,16 @@ class TrainConfig:
             raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}")
-        if self.ferplus and self.limit:
+        if self.task not in TASKS:
+            raise ConfigError(f"--task must be one of {', '.join(TASKS)}")
+        if self.task == "ferplus" and not self.ferplus:
+            raise ConfigError("--task ferplus learns the FER+ votes: pass --ferplus "
+                              "fer2013new.csv")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError("--distill-weight must lie in [0, 1]")
+        if self.distill_temperature <= 0:
+            raise ConfigError("--distill-temperature must be positive")
+        if self.ferplus and self.limit and self.task == "fer2013":
             raise ConfigError("--ferplus needs the full training split; drop --limit")
 
     @classmethod
@@ -125,7 +140,9 @@ def _subsample(split: Split, limit: int | None, seed: int) -> Split:
     if not limit or len(split) <= limit:
         return split
     idx = np.sort(np.random.default_rng(seed).choice(len(split), limit, replace=False))
-    return Split(x=split.x[idx], y=split.y[idx], labels=split.labels, source=split.source)
+    soft = split.soft[idx] if split.soft is not None else None
+    return Split(x=split.x[idx], y=split.y[idx], labels=split.labels, soft=soft,
+                 source=split.source)
 
 
 def _read_history(path: Path) -> list[dict[str, float]]:
@@ -182,19 +199,37 @@ def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
     return np.eye(k, dtype=np.float32)[y]
 
 
-def _targets(cfg: TrainConfig, splits: dict[str, Split], train_s: Split) -> np.ndarray:
-    """One-hot FER2013 labels, mixed with the FER+ vote distribution when ``--ferplus``
-    is given: ``(1 - w) * onehot + w * votes`` on the rows FER+ keeps."""
-    targets = _one_hot(train_s.y, len(train_s.labels))
-    if not cfg.ferplus:
-        return targets
-    from ..data.datasets import ferplus_soft_targets
+def _targets(cfg: TrainConfig, splits: dict[str, Split], train_s: Split,
+             out: Path) -> np.ndarray:
+    """What the network learns to output for each training image.
 
-    soft, has_votes = ferplus_soft_targets(cfg.ferplus, splits, train_s.labels)["train"]
-    w = cfg.ferplus_weight
-    targets[has_votes] = (1.0 - w) * targets[has_votes] + w * soft[has_votes]
-    log.info("FER+ soft labels mixed in with weight %.2f on %d of %d training images", w,
-             int(has_votes.sum()), len(targets))
+    ``fer2013``: one-hot labels, mixed with the FER+ vote distribution when ``--ferplus``
+    is given (``(1 - w) * onehot + w * votes`` on the rows FER+ keeps). ``ferplus``: the
+    vote distribution over FER+'s eight classes (cross-entropy against it, as the FER+
+    authors found best). With ``--teacher``, ``(1 - d) * those + d * teacher``.
+    """
+    if cfg.task == "ferplus":
+        targets = train_s.soft.astype(np.float32)
+    else:
+        targets = _one_hot(train_s.y, len(train_s.labels))
+        if cfg.ferplus:
+            from ..data.datasets import ferplus_soft_targets
+
+            soft, has_votes = ferplus_soft_targets(cfg.ferplus, splits, train_s.labels)["train"]
+            w = cfg.ferplus_weight
+            targets[has_votes] = (1.0 - w) * targets[has_votes] + w * soft[has_votes]
+            log.info("FER+ soft labels mixed in with weight %.2f on %d of %d training images",
+                     w, int(has_votes.sum()), len(targets))
+    if cfg.teacher:
+        from .distill import teacher_targets
+
+        teacher = teacher_targets(cfg.teacher, train_s.x, train_s.labels, out,
+                                  cfg.distill_temperature)
+        d = cfg.distill_weight
+        targets = (1.0 - d) * targets + d * teacher
+        agree = float((teacher.argmax(1) == train_s.y).mean())
+        log.info("distilling from %s (weight %.2f, T=%g); the teacher agrees with %.1f%% of "
+                 "the training labels", cfg.teacher, d, cfg.distill_temperature, 100 * agree)
     return targets
 
 
@@ -242,7 +277,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         saved = TrainConfig.load(out / "config.json")
         saved.epochs = cfg.epochs  # the one thing a resume may extend
         cfg = saved
-    splits = load_fer2013(cfg.data, cfg.cache_dir)  # bad data fails before the folder is touched
+    splits = _load_splits(cfg)  # bad data fails before the folder is touched
     prepare_run_dir(out, resume=resume, overwrite=overwrite)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     _configure_logging(out)
@@ -265,7 +300,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
 
     steps = cfg.steps_per_epoch or max(len(train_s) // cfg.batch_size, 1)
     aug = AugmentConfig() if cfg.augment else None
-    ds = training_dataset(train_s.x, _targets(cfg, splits, train_s), train_s.y,
+    ds = training_dataset(train_s.x, _targets(cfg, splits, train_s, out), train_s.y,
                           batch_size=cfg.batch_size, steps=steps,
                           balance_power=cfg.balance_power, augment=aug, seed=cfg.seed)
     val_x = val_s.x[..., None].astype(np.float32) / 255.0
@@ -314,6 +349,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                    train_seconds, tf.__version__, keras.__version__)
 
 
+def _load_splits(cfg: TrainConfig) -> dict[str, Split]:
+    if cfg.task == "ferplus":
+        from ..data.datasets import load_ferplus
+
+        return load_ferplus(cfg.data, cfg.ferplus, cfg.cache_dir)
+    return load_fer2013(cfg.data, cfg.cache_dir)
+
+
 def _as_float32(model, cfg: TrainConfig, num_classes: int):
     """The same network rebuilt under the float32 policy with the trained weights copied in:
     exports and the bundled ``.keras`` are always float32."""
@@ -336,8 +379,8 @@ def _stopped_early(history, cfg: TrainConfig) -> bool:
 
 def _finish(cfg, out, model, splits, val_s, val_probs, history, cost, correction,
             train_seconds, tf_version, keras_version) -> dict[str, Any]:
-    from . import plots
     from ..data.metrics import classification_report
+    from . import plots
 
     labels = val_s.labels
     test_s = _subsample(splits["test"], cfg.limit, cfg.seed)

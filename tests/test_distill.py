@@ -1,0 +1,150 @@
+"""Distillation, the FER+ vote task and mixed-precision training, briefly, on tiny data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+from emotion_edge.runtime import load_predictor  # noqa: E402
+from emotion_edge.runtime.labels import FERPLUS_LABELS  # noqa: E402
+from emotion_edge.runtime.sidecar import read_sidecar  # noqa: E402
+from emotion_edge.train.distill import CACHE_NAME, soften  # noqa: E402
+
+from emotion_edge.cli import main  # noqa: E402
+
+TINY = ["--model", "vgg_s2", "--batch-size", "14", "--model-arg", "widths=[8,16,32]",
+        "--model-arg", "dense=16"]
+
+
+def test_soften_by_temperature():
+    p = np.array([[0.7, 0.2, 0.1]], np.float32)
+    np.testing.assert_allclose(soften(p, 1.0), p, rtol=1e-6)
+    # T = 2 takes square roots before renormalising
+    root = np.sqrt(p) / np.sqrt(p).sum()
+    np.testing.assert_allclose(soften(p, 2.0), root, rtol=1e-6)
+    assert soften(p, 1e6)[0].std() < 1e-5  # very hot: even
+
+
+def write_tiny_ferplus(path, fer_csv, seed=0):
+    """A FER+ vote file paired line by line with a tiny FER2013 CSV: votes lean to the
+    FER2013 label, one row is not a face, one has no image name."""
+    rng = np.random.default_rng(seed)
+    to_ferplus = [4, 5, 6, 1, 3, 2, 0]  # FER2013 index -> FER+ vote column
+    rows = fer_csv.read_text().splitlines()[1:]
+    lines = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,"
+             "unknown,NF"]
+    for i, row in enumerate(rows):
+        label, _, usage = row.split(",")
+        votes = rng.integers(0, 2, 10)
+        votes[8:] = 0
+        votes[to_ferplus[int(label)]] = 7
+        if i % 5 == 0:
+            votes[7] = 8  # contempt wins
+        name = "" if i == 3 else f"fer{i:07d}.png"
+        if i == 4:
+            votes[:] = 0
+            votes[9] = 10  # not a face
+        lines.append(f"{usage},{name}," + ",".join(map(str, votes)))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    from conftest import write_tiny_csv
+
+    tmp = tmp_path_factory.mktemp("teacher")
+    csv = write_tiny_csv(tmp / "tiny.csv")
+    out = tmp / "teacher"
+    assert main(["train", "--data", str(csv), "--out", str(out), "--epochs", "2",
+                 "--cache-dir", str(tmp / "cache"), *TINY]) == 0
+    return csv, out
+
+
+def test_student_learns_from_precomputed_teacher_outputs(teacher_run, tmp_path):
+    from emotion_edge.data.datasets import load_fer2013
+    from emotion_edge.runtime.preprocess import prepare_batch
+
+    csv, teacher_dir = teacher_run
+    teacher = teacher_dir / "model.keras"
+    out = tmp_path / "student"
+    assert main(["train", "--data", str(csv), "--out", str(out), "--epochs", "1",
+                 "--cache-dir", str(tmp_path / "cache"), "--teacher", str(teacher),
+                 "--distill-weight", "0.6", "--distill-temperature", "3", *TINY]) == 0
+    # the cached teacher outputs are the teacher's own, averaged with the mirror image's
+    x = load_fer2013(csv, tmp_path / "cache")["train"].x
+    with load_predictor(teacher) as p:
+        direct = (p.predict(prepare_batch(list(x), p.input_spec))
+                  + p.predict(prepare_batch(list(x[:, :, ::-1]), p.input_spec))) / 2
+    with np.load(out / CACHE_NAME) as cache:
+        np.testing.assert_allclose(cache["probs"], direct, atol=1e-5)
+    config = read_sidecar(out / "model.keras")["training"]["config"]
+    assert config["teacher"] == str(teacher) and config["distill_weight"] == 0.6
+
+
+def test_student_targets_mix_labels_and_teacher(teacher_run, tmp_path):
+    from emotion_edge.data.datasets import load_fer2013
+    from emotion_edge.train.distill import teacher_targets
+    from emotion_edge.train.trainer import TrainConfig, _targets
+
+    csv, teacher_dir = teacher_run
+    splits = load_fer2013(csv, tmp_path / "cache")
+    cfg = TrainConfig(data=str(csv), out=str(tmp_path), teacher=str(teacher_dir / "model.keras"),
+                      distill_weight=0.25, distill_temperature=2.0)
+    targets = _targets(cfg, splits, splits["train"], tmp_path)
+    soft = teacher_targets(cfg.teacher, splits["train"].x, splits["train"].labels, tmp_path, 2.0)
+    onehot = np.eye(7, dtype=np.float32)[splits["train"].y]
+    np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * soft, atol=1e-6)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_teacher_with_other_labels_is_refused(teacher_run, tmp_path, capsys):
+    csv, _ = teacher_run
+    ferplus = write_tiny_ferplus(tmp_path / "votes.csv", csv)
+    assert main(["train", "--data", str(csv), "--out", str(tmp_path / "s"), "--epochs", "1",
+                 "--task", "ferplus", "--ferplus", str(ferplus), "--teacher",
+                 str(teacher_run[1] / "model.keras"), *TINY]) == 2
+    assert "the student learns" in capsys.readouterr().err
+
+
+def test_ferplus_task_learns_eight_classes_from_votes(teacher_run, tmp_path):
+    csv, _ = teacher_run
+    ferplus = write_tiny_ferplus(tmp_path / "votes.csv", csv)
+    out = tmp_path / "ferplus"
+    assert main(["train", "--data", str(csv), "--out", str(out), "--epochs", "1",
+                 "--task", "ferplus", "--ferplus", str(ferplus), "--balance-power", "1",
+                 "--precision", "mixed_bfloat16", *TINY]) == 0
+    sidecar = read_sidecar(out / "model.keras")
+    assert tuple(sidecar["labels"]) == FERPLUS_LABELS
+    metrics = json.loads((out / "metrics.json").read_text())
+    # PublicTest rows 42..55 of the file; row 4 (not a face) and 3 (no name) are in Training
+    assert metrics["publictest"]["images"] == 14
+    with load_predictor(out / "model.keras") as p:
+        probs = p.predict(np.random.default_rng(0).random((3, 48, 48, 1), np.float32))
+    assert probs.shape == (3, 8)
+
+
+def test_mixed_precision_run_saves_float32_weights(teacher_run, tmp_path):
+    import keras
+
+    csv, _ = teacher_run
+    out = tmp_path / "bf16"
+    assert main(["train", "--data", str(csv), "--out", str(out), "--epochs", "1",
+                 "--precision", "mixed_bfloat16", "--optimizer", "sgd", "--lr", "0.01",
+                 "--no-prior-correction", *TINY]) == 0
+    keras.mixed_precision.set_global_policy("float32")
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    assert {w.dtype for w in model.weights} == {"float32"}
+    assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
+    best = keras.models.load_model(out / "best.keras", compile=False)
+    x = np.random.default_rng(1).random((4, 48, 48, 1)).astype("float32")
+    # the same weights: the float32 model matches the bfloat16 one to bfloat16's precision
+    assert best.get_layer("logits").compute_dtype == "float32"
+    assert any(layer.compute_dtype == "bfloat16" for layer in best.layers)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(best(x), np.float32), atol=3e-2)
+    np.testing.assert_array_equal(model.get_layer("logits").get_weights()[0],
+                                  best.get_layer("logits").get_weights()[0])

@@ -1,0 +1,77 @@
+"""Knowledge distillation with precomputed teacher outputs.
+
+The teacher scores every training image once, over the image and its mirror image, and
+the averaged probabilities, softened by a temperature, become part of the student's
+targets: ``(1 - w) * labels + w * teacher``. A student epoch therefore costs no teacher
+pass, and the balanced, augmented pipeline stays as it is. The teacher's outputs are
+cached in the run folder, keyed by the teacher file's sha256 and the training images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime.errors import ConfigError
+from ..runtime.sidecar import sha256_of
+
+log = logging.getLogger(__name__)
+
+CACHE_NAME = "teacher_targets.npz"
+
+
+def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log(p) / T)``: T > 1 spreads the teacher's mass over the other classes."""
+    if temperature <= 0:
+        raise ConfigError("--distill-temperature must be positive")
+    logits = np.log(np.clip(probs.astype(np.float64), 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def teacher_probabilities(teacher: str, x: np.ndarray, labels: tuple[str, ...],
+                          chunk: int = 512) -> np.ndarray:
+    """The teacher's probabilities for ``x`` (uint8 ``(N, H, W)``), averaged with those of
+    the mirrored images, in the order of ``labels``."""
+    from ..runtime import load_predictor
+    from ..runtime.preprocess import prepare_batch
+
+    with load_predictor(teacher) as predictor:
+        if tuple(predictor.labels) != tuple(labels):
+            raise ConfigError(f"teacher {teacher} predicts {list(predictor.labels)}, but the "
+                              f"student learns {list(labels)}")
+        total = np.zeros((len(x), len(labels)), np.float64)
+        for view in (x, x[:, :, ::-1]):
+            for i in range(0, len(x), chunk):
+                crops = list(view[i:i + chunk])
+                total[i:i + chunk] += predictor.predict(prepare_batch(crops, predictor.input_spec))
+    return (total / 2).astype(np.float32)
+
+
+def _key(teacher: str, x: np.ndarray) -> str:
+    digest = hashlib.sha256(x.tobytes()).hexdigest()
+    return f"{sha256_of(teacher)}:{digest}"
+
+
+def teacher_targets(teacher: str, x: np.ndarray, labels: tuple[str, ...], run_dir: Path,
+                    temperature: float) -> np.ndarray:
+    """Softened teacher probabilities for the training images, computed once per run."""
+    if not Path(teacher).is_file():
+        raise ConfigError(f"--teacher {teacher}: no such model file")
+    cache = run_dir / CACHE_NAME
+    key = _key(teacher, x)
+    probs = None
+    if cache.is_file():
+        with np.load(cache) as saved:
+            if str(saved["key"]) == key and saved["probs"].shape == (len(x), len(labels)):
+                probs = saved["probs"]
+    if probs is None:
+        log.info("scoring %d training images (and their mirror images) with the teacher %s",
+                 len(x), teacher)
+        probs = teacher_probabilities(teacher, x, labels)
+        np.savez(cache, key=np.asarray(key), probs=probs)
+    return soften(probs, temperature)
