@@ -109,8 +109,8 @@ def vgg_s2(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4,
 
 
 @register("vgg_wide", "a wide four-stage VGG with a stride-2 stem: the accurate model and teacher")
-def vgg_wide(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.5,
-             widths=(64, 128, 256, 512), depths=(2, 2, 2, 2), dense: int = 512):
+def vgg_wide(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4,
+             widths=(64, 128, 256, 384), depths=(2, 2, 2, 2), dense: int = 256):
     return _vgg(keras.Input(input_shape, name="image"), widths, depths, 2, num_classes,
                 dropout, dense, "vgg_wide")
 
