@@ -7,12 +7,14 @@ without TensorFlow. Images come out as ``uint8`` arrays ``(N, H, W)`` (gray) or
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import logging
 import os
 import warnings
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ SPLIT_ALIASES = {
     "val": "val", "valid": "val", "validation": "val", "publictest": "val",
     "test": "test", "privatetest": "test",
 }
+FER_EXPECTED = "the Kaggle fer2013.csv or .csv.gz"
 FERPLUS_VOTE_COLUMNS = (
     "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
 )
@@ -85,7 +88,7 @@ def _parse_pixels(text: str, where: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            values = np.fromstring(text, dtype=np.int32, sep=" ")
+            values = np.fromstring(text, dtype=np.int64, sep=" ")  # saturates, never wraps
     except (ValueError, DeprecationWarning):
         raise DataError(f"{where}: pixels must be {FER_PIXELS} space-separated integers 0-255; "
                         "found text that is not an integer") from None
@@ -97,11 +100,29 @@ def _parse_pixels(text: str, where: str) -> np.ndarray:
     return values.astype(np.uint8)
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError as exc:  # a name too long for the file system, say
+        raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
+
+
+def _check_data_file(path: Path, expected: str) -> None:
+    """Refuse a missing path, a folder, or a pipe/device (reading one would block)."""
+    try:
+        exists, regular = path.exists(), path.is_file()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    if not exists:
+        raise DataError(f"{path}: no such file (expected {expected})")
+    if not regular:
+        raise DataError(f"{path}: not a regular file (expected {expected})")
+
+
 def parse_fer2013_csv(path: str | os.PathLike) -> dict[str, Split]:
     """Parse the Kaggle ``fer2013.csv`` (plain or ``.gz``) into train/val/test splits."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file (expected the Kaggle fer2013.csv or .csv.gz)")
+    _check_data_file(path, FER_EXPECTED)
     images: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     labels: dict[str, list[int]] = {s: [] for s in SPLITS}
     try:
@@ -130,7 +151,7 @@ def parse_fer2013_csv(path: str | os.PathLike) -> dict[str, Split]:
                                     f"expected 0-{len(FER2013_LABELS) - 1}")
                 images[split].append(_parse_pixels(row[i_px], where))
                 labels[split].append(label)
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error, zlib.error) as exc:
         raise DataError(f"{path}: cannot read the CSV ({exc})") from None
     if not any(labels.values()):
         raise DataError(f"{path}: holds no data rows")
@@ -148,34 +169,70 @@ def parse_fer2013_csv(path: str | os.PathLike) -> dict[str, Split]:
 
 def load_fer2013(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
                  use_cache: bool = True) -> dict[str, Split]:
-    """Load FER2013 splits, caching the decoded arrays as ``.npz`` keyed by the file's hash."""
+    """Load FER2013 splits, caching the decoded arrays as ``.npz`` keyed by the file's hash.
+
+    A cache that cannot be read or holds arrays of the wrong kind is deleted and rebuilt.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file (expected the Kaggle fer2013.csv or .csv.gz)")
+    _check_data_file(path, FER_EXPECTED)
     if not use_cache:
         return parse_fer2013_csv(path)
-    digest = sha256_of(path)
+    try:
+        digest = sha256_of(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the CSV ({exc.strerror or exc})") from None
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cached = cache / f"fer2013-{digest[:16]}.npz"
-    if cached.is_file():
-        try:
-            with np.load(cached) as npz:
-                return {
-                    s: Split(x=npz[f"{s}_x"], y=npz[f"{s}_y"], labels=FER2013_LABELS,
-                             source=str(path))
-                    for s in SPLITS
-                }
-        except (OSError, KeyError, ValueError) as exc:
-            log.warning("ignoring unreadable cache %s (%s)", cached, exc)
-    splits = parse_fer2013_csv(path)
+    splits = _read_cache(cached, path)
+    if splits is None:
+        splits = parse_fer2013_csv(path)
+        _write_cache(cached, splits)
+    return splits
+
+
+def _read_cache(cached: Path, source: Path) -> dict[str, Split] | None:
+    """The splits in a cache file, or None (deleting the file) when it is not a valid one."""
+    if not cached.is_file():
+        return None
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
+        with np.load(cached, allow_pickle=False) as npz:
+            splits = {s: Split(x=npz[f"{s}_x"], y=npz[f"{s}_y"], labels=FER2013_LABELS,
+                               source=str(source)) for s in SPLITS}
+        problem = _cache_problem(splits)
+    except Exception as exc:  # noqa: BLE001  zip, zlib and npy readers raise many types
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is None:
+        return splits
+    log.warning("deleting the unusable cache %s (%s); rebuilding it", cached, problem)
+    with contextlib.suppress(OSError):
+        cached.unlink(missing_ok=True)
+    return None
+
+
+def _cache_problem(splits: dict[str, Split]) -> str | None:
+    for name, split in splits.items():
+        x, y = split.x, split.y
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (FER_SIZE, FER_SIZE):
+            return f"{name} images have shape {x.shape} and dtype {x.dtype}"
+        if y.dtype != np.int64 or y.shape != (len(x),):
+            return f"{name} labels have shape {y.shape} and dtype {y.dtype} for {len(x)} images"
+        if y.size and (y.min() < 0 or y.max() >= len(FER2013_LABELS)):
+            return f"{name} labels outside 0-{len(FER2013_LABELS) - 1}"
+    if not any(len(split) for split in splits.values()):
+        return "no rows"
+    return None
+
+
+def _write_cache(cached: Path, splits: dict[str, Split]) -> None:
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
         np.savez(tmp, **{f"{s}_{k}": getattr(splits[s], k) for s in SPLITS for k in ("x", "y")})
         os.replace(tmp, cached)
     except OSError as exc:
         log.warning("could not write cache %s (%s)", cached, exc)
-    return splits
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def read_ferplus_votes(ferplus_csv: str | os.PathLike,
@@ -183,24 +240,12 @@ def read_ferplus_votes(ferplus_csv: str | os.PathLike,
     """FER+ vote counts ``(rows, 10)`` in ``FERPLUS_VOTE_COLUMNS`` + unknown + NF order, each
     row's split, and which rows the FER+ authors keep (named, a clear emotion majority)."""
     ferplus_csv = Path(ferplus_csv)
-    if not ferplus_csv.is_file():
-        raise DataError(f"{ferplus_csv}: no such file (expected FER+ fer2013new.csv)")
-    votes, usages, named = [], [], []
-    with open(ferplus_csv, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        need = {"Usage", "Image name", *FERPLUS_VOTE_COLUMNS, "unknown", "NF"}
-        missing = need - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"{ferplus_csv}: missing column(s) {', '.join(sorted(missing))}")
-        for line_no, row in enumerate(reader, start=2):
-            try:
-                counts = [int(row[c]) for c in (*FERPLUS_VOTE_COLUMNS, "unknown", "NF")]
-            except (TypeError, ValueError):
-                raise DataError(f"{ferplus_csv}, line {line_no}: vote counts must be "
-                                "integers") from None
-            votes.append(counts)
-            usages.append(USAGE_TO_SPLIT.get(row["Usage"].strip(), ""))
-            named.append(bool(row["Image name"].strip()))
+    _check_data_file(ferplus_csv, "FER+ fer2013new.csv")
+    try:
+        votes, usages, named = _read_ferplus_rows(ferplus_csv)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{ferplus_csv}: cannot read the CSV ({exc})"
+                        ) from None
     votes_arr = np.asarray(votes, dtype=np.float32).reshape(-1, len(FERPLUS_VOTE_COLUMNS) + 2)
     if len(votes_arr) != expected_rows:
         raise DataError(f"{ferplus_csv}: has {len(votes_arr)} rows but the FER2013 CSV has "
@@ -210,6 +255,29 @@ def read_ferplus_votes(ferplus_csv: str | os.PathLike,
     keep = (np.asarray(named, dtype=bool) & (votes_arr.argmax(axis=1) < 8) & ~ties
             & (votes_arr[:, :8].sum(axis=1) > 0))
     return votes_arr, usages, keep
+
+
+def _read_ferplus_rows(ferplus_csv: Path) -> tuple[list[list[int]], list[str], list[bool]]:
+    votes, usages, named = [], [], []
+    columns = (*FERPLUS_VOTE_COLUMNS, "unknown", "NF")
+    with open(ferplus_csv, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"Usage", "Image name", *columns} - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{ferplus_csv}: missing column(s) {', '.join(sorted(missing))}")
+        for line_no, row in enumerate(reader, start=2):
+            try:
+                counts = [int(row[c]) for c in columns]
+            except (TypeError, ValueError):
+                raise DataError(f"{ferplus_csv}, line {line_no}: vote counts must be "
+                                "integers") from None
+            if min(counts) < 0:
+                raise DataError(f"{ferplus_csv}, line {line_no}: vote counts must not be "
+                                f"negative, found {min(counts)}")
+            votes.append(counts)
+            usages.append(USAGE_TO_SPLIT.get((row["Usage"] or "").strip(), ""))
+            named.append(bool((row["Image name"] or "").strip()))
+    return votes, usages, named
 
 
 def ferplus_soft_targets(ferplus_csv: str | os.PathLike, fer: dict[str, Split],
@@ -266,9 +334,38 @@ def _ferplus_column(label: str) -> str:
     return {"angry": "anger", "happy": "happiness", "sad": "sadness"}.get(label, label)
 
 
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir())
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+
+
 def _split_folders(root: Path) -> dict[str, Path]:
-    subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    subdirs = {p.name.lower(): p for p in _subfolders(root)}
     return {SPLIT_ALIASES[k]: p for k, p in subdirs.items() if k in SPLIT_ALIASES}
+
+
+def _image_files(folder: Path, skipped: Counter[str]) -> list[Path]:
+    """The image files under ``folder``, sorted. Folders that cannot be listed and entries
+    with an image suffix that are not regular files (pipes, devices) are counted in
+    ``skipped``: reading a pipe would block forever."""
+    def unreadable(exc: OSError) -> None:
+        skipped["unreadable folder"] += 1
+        log.warning("skipping folder %s (%s)", exc.filename, exc.strerror or exc)
+
+    found = []
+    for parent, _, names in os.walk(folder, onerror=unreadable):
+        for name in names:
+            path = Path(parent, name)
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if path.is_file():
+                found.append(path)
+            else:
+                skipped["not a regular file"] += 1
+                log.warning("skipping %s: not a regular file", path)
+    return sorted(found)
 
 
 def load_image_folder(root: str | os.PathLike, split: str | None = None,
@@ -277,11 +374,11 @@ def load_image_folder(root: str | os.PathLike, split: str | None = None,
     """Load ``ROOT/<label>/*`` (or ``ROOT/<split>/<label>/*``) as face crops.
 
     Label folder names are mapped to ours (``happiness`` -> ``happy``); folders whose
-    label is not in ``labels`` are skipped and counted. Unreadable images are skipped
-    and counted too, each logged with its path.
+    label is not in ``labels`` are skipped and counted. Unreadable images and folders, and
+    entries that are not regular files, are skipped and counted too, each logged.
     """
     root = Path(root)
-    if not root.is_dir():
+    if not _is_dir(root):
         raise DataError(f"{root}: no such folder")
     by_split = _split_folders(root)
     if by_split:
@@ -293,12 +390,12 @@ def load_image_folder(root: str | os.PathLike, split: str | None = None,
         base = root
     images, ys = [], []
     skipped: Counter[str] = Counter()
-    label_dirs = sorted(p for p in base.iterdir() if p.is_dir())
+    label_dirs = _subfolders(base)
     if not label_dirs:
         raise DataError(f"{base}: holds no label folders (expected {base}/<label>/*.png)")
     for folder in label_dirs:
         label = canonical_label(folder.name)
-        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = _image_files(folder, skipped)
         if label not in labels:
             skipped[f"label not known to the model: {folder.name}"] += len(files)
             log.info("skipping %d images in %s: label %r not in %s", len(files), folder,
@@ -330,14 +427,16 @@ def load_split(path: str | os.PathLike, split: str = "test",
                channels: int = 1, cache_dir: str | os.PathLike | None = None) -> Split:
     """Load one split from a FER2013 CSV or an image folder, whichever ``path`` is."""
     path = Path(path)
-    if path.is_dir():
+    if _is_dir(path):
         return load_image_folder(path, split, labels, size, channels)
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
+    _check_data_file(path, "a FER2013 .csv/.csv.gz file or an image folder")
     name = path.name.lower()
     if not (name.endswith(".csv") or name.endswith(".csv.gz")):
         raise DataError(f"{path}: expected a FER2013 .csv/.csv.gz file or an image folder")
-    data = load_fer2013(path, cache_dir)[canonical_split(split)]
+    split = canonical_split(split)
+    data = load_fer2013(path, cache_dir)[split]
+    if not len(data):
+        raise DataError(f"{path}: the {split!r} split has no rows")
     x = data.x
     if size != FER_SIZE:
         x = np.stack([resize(img, size, size) for img in x]) if len(x) else x
@@ -345,6 +444,9 @@ def load_split(path: str | os.PathLike, split: str = "test",
         x = np.repeat(x[..., None], 3, axis=-1)
     if tuple(labels) != FER2013_LABELS:
         keep = np.isin(np.asarray(FER2013_LABELS)[data.y], labels)
+        if not keep.any():
+            raise DataError(f"{path}: no row of the {split!r} split has a label the "
+                            f"model knows ({', '.join(labels)})")
         y = np.asarray([labels.index(FER2013_LABELS[i]) for i in data.y[keep]], dtype=np.int64)
         return Split(x=x[keep], y=y, labels=labels, source=data.source,
                      skipped={"label not known to the model": int((~keep).sum())})

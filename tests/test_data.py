@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import numpy as np
 import pytest
+from emotion_edge.data.datasets import load_fer2013, load_ferplus, load_image_folder, load_split
 from emotion_edge.runtime.errors import DataError
 from emotion_edge.runtime.labels import FER2013_LABELS, FERPLUS_LABELS, canonical_label
-from emotion_edge.data.datasets import load_fer2013, load_ferplus, load_image_folder, load_split
 from PIL import Image
 
 
@@ -128,3 +129,86 @@ def test_ferplus_soft_targets_for_a_seven_class_model(fer_csv, ferplus_csv):
     # joined by line position, the FER+ majority agrees with FER2013 on about 63% of rows
     agreement = (soft[has_votes].argmax(axis=1) == fer["train"].y[has_votes]).mean()
     assert 0.55 < agreement < 0.75
+
+
+def test_pixel_values_do_not_wrap(tiny_csv):
+    _rewrite_row(tiny_csv, 5, "3," + " ".join(["4294967301"] * 2304) + ",Training")
+    with pytest.raises(DataError, match="0-255, found 4294967301"):
+        load_fer2013(tiny_csv, use_cache=False)
+
+
+@pytest.mark.parametrize("position", [10, 11, 12, 100, -5])
+def test_bit_flipped_gzip_is_a_data_error(tiny_csv, tmp_path, position):
+    raw = bytearray(gzip.compress(tiny_csv.read_bytes()))
+    raw[position] ^= 0xFF
+    gz = tmp_path / "flipped.csv.gz"
+    gz.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="flipped.csv.gz"):
+        load_fer2013(gz, use_cache=False)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong shapes", "labels out of range"])
+def test_bad_cache_is_deleted_and_rebuilt(tiny_csv, tmp_path, caplog, damage):
+    cache = tmp_path / "cache"
+    expected = load_fer2013(tiny_csv, cache_dir=cache)
+    (cached,) = cache.glob("*.npz")
+    if damage == "truncate":
+        cached.write_bytes(cached.read_bytes()[:300])
+    elif damage == "garbage":
+        cached.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    else:
+        arrays = dict(np.load(cached))
+        if damage == "wrong shapes":
+            arrays["train_x"] = np.zeros((42, 24, 96), np.uint8)
+        else:
+            arrays["test_y"] = arrays["test_y"] + 7
+        np.savez(cached, **arrays)
+    again = load_fer2013(tiny_csv, cache_dir=cache)
+    assert "deleting the unusable cache" in caplog.text
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(again[split].x, expected[split].x)
+        np.testing.assert_array_equal(again[split].y, expected[split].y)
+    caplog.clear()
+    load_fer2013(tiny_csv, cache_dir=cache)  # the rebuilt cache is good
+    assert "unusable" not in caplog.text
+
+
+def test_unreadable_files_are_data_errors(tiny_csv, tmp_path):
+
+    with pytest.raises(DataError, match="cannot open"):
+        load_split(tmp_path / ("x" * 300 + ".csv"))
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        load_fer2013(fifo)
+    if os.geteuid() != 0:  # root reads anything
+        tiny_csv.chmod(0)
+        with pytest.raises(DataError, match="cannot read"):
+            load_fer2013(tiny_csv, cache_dir=tmp_path / "cache")
+
+
+def test_empty_split_is_a_data_error(tmp_path):
+    from conftest import write_tiny_csv
+
+    csv_path = write_tiny_csv(tmp_path / "no_test.csv", rows_per_split=(14, 7, 0))
+    with pytest.raises(DataError, match="'test' split has no rows"):
+        load_split(csv_path, "test", cache_dir=tmp_path / "cache")
+
+
+def test_image_folder_counts_pipes_and_unreadable_folders(tmp_path):
+
+    root = tmp_path / "faces"
+    _write_folder(root, {"happy": 2, "sad": 1})
+    os.mkfifo(root / "happy" / "pipe.png")
+    (root / "sad" / "locked").mkdir()
+    (root / "sad" / "locked" / "x.png").write_bytes((root / "sad" / "0.png").read_bytes())
+    os.chmod(root / "sad" / "locked", 0)
+    try:
+        split = load_image_folder(root)
+    finally:
+        os.chmod(root / "sad" / "locked", 0o755)
+    assert split.skipped["not a regular file"] == 1
+    if os.geteuid() != 0:
+        assert split.skipped["unreadable folder"] == 1 and len(split) == 3
+    else:  # root lists the folder anyway
+        assert "unreadable folder" not in split.skipped and len(split) == 4
