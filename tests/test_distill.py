@@ -148,3 +148,24 @@ def test_mixed_precision_run_saves_float32_weights(teacher_run, tmp_path):
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(best(x), np.float32), atol=3e-2)
     np.testing.assert_array_equal(model.get_layer("logits").get_weights()[0],
                                   best.get_layer("logits").get_weights()[0])
+
+
+def test_checkpoint_pack_unpack_resumes(teacher_run, tmp_path):
+    import keras
+    from emotion_edge.train.checkpoint import main as checkpoint_main
+
+    csv, run = teacher_run
+    pack = tmp_path / "ckpt" / "run.zip"
+    assert checkpoint_main(["pack", str(run), str(pack)]) == 0
+    restored = tmp_path / "restored"
+    assert checkpoint_main(["unpack", str(pack), str(restored)]) == 0
+    assert (restored / "last.keras").read_bytes() == (run / "last.keras").read_bytes()
+    assert (restored / "history.csv").read_text() == (run / "history.csv").read_text()
+    original = keras.models.load_model(run / "best.keras", compile=False).get_weights()
+    copied = keras.models.load_model(restored / "best.keras", compile=False).get_weights()
+    for a, b in zip(original, copied, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)  # float16 copy
+    assert checkpoint_main(["unpack", str(pack), str(restored)]) == 2  # never over a run
+    assert main(["train", "--data", str(csv), "--out", str(restored), "--epochs", "3",
+                 "--resume", "--cache-dir", str(tmp_path / "cache"), *TINY]) == 0
+    assert len((restored / "history.csv").read_text().splitlines()) == 1 + 3
