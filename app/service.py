@@ -5,7 +5,6 @@ message the page shows; the Gradio layer (``ui.py``) only wires these to compone
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -17,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.errors import BadImageError, EmotionEdgeError, NoFaceError
+from ..data.benchmark import BenchmarkResult, Row
+from ..runtime.errors import BadImageError, DataError, EmotionEdgeError, NoFaceError
 from ..runtime.image import read_image
 from ..runtime.sidecar import read_sidecar
 from .catalog import ModelChoice, RecognizerPool
@@ -243,7 +243,7 @@ def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, floa
 def read_benchmark(report: str | os.PathLike | None) -> tuple[Path | None, list[dict]]:
     """The accuracy-latency plot and one summary row per artifact of the benchmark report
     written by ``emotion-edge bench`` (``report`` is its folder or its ``benchmark.json``);
-    missing parts are None / empty."""
+    missing parts are None / empty, and an unreadable report is logged and left out."""
     if report is None:
         return None, []
     report = Path(report)
@@ -253,28 +253,25 @@ def read_benchmark(report: str | os.PathLike | None) -> tuple[Path | None, list[
     rows: list[dict] = []
     if table.is_file():
         try:
-            data = json.loads(table.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            log.warning("%s: unreadable benchmark report (%s)", table, exc)
-            data = {}
-        entries = data.get("rows", []) if isinstance(data, dict) else []
-        rows = [_benchmark_row(entry) for entry in entries if isinstance(entry, dict)]
+            result = BenchmarkResult.load(table)
+        except DataError as exc:
+            log.warning("unreadable benchmark report: %s", exc)
+        else:
+            rows = [_benchmark_row(row, result.primary_dataset) for row in result.rows]
     return (plot if plot.is_file() else None), rows
 
 
-def _benchmark_row(entry: dict) -> dict:
-    """One artifact's headline figures: accuracy on the first data set, 1-thread latency."""
-    accuracy = next(iter((entry.get("accuracy") or {}).values()), {}) or {}
-    one_thread = (entry.get("threads") or {}).get("1") or {}
-    latency = one_thread.get("latency") or {}
-    top1 = accuracy.get("top1")
-    size = entry.get("file_bytes")
+def _benchmark_row(row: Row, dataset: str) -> dict:
+    """One artifact's headline figures for the About tab: top-1 on the report's first data
+    set, latency and memory at one thread."""
+    top1 = row.accuracy[dataset].top1 if dataset in row.accuracy else None
+    one_thread = row.threads.get("1")
+    p50 = one_thread.latency.p50_ms if one_thread else None
+    rss = one_thread.peak_rss_mb if one_thread else None
     return {
-        "artifact": entry.get("artifact", "?") + (" (peer)" if entry.get("peer") else ""),
-        "kind": entry.get("title", ""),
-        "status": entry.get("status", ""),
-        "top-1 %": round(100 * top1, 2) if isinstance(top1, (int, float)) else None,
-        "p50 ms (1 thread)": latency.get("p50_ms"),
-        "size KiB": round(size / 1024) if isinstance(size, (int, float)) else None,
-        "peak RSS MiB": one_thread.get("peak_rss_mb") and round(one_thread["peak_rss_mb"]),
+        "artifact": row.name, "kind": row.title, "status": row.status,
+        "top-1 %": None if top1 is None else round(100 * top1, 2),
+        "p50 ms (1 thread)": p50,
+        "size KiB": None if row.file_bytes is None else round(row.file_bytes / 1024),
+        "peak RSS MiB": None if rss is None else round(rss),
     }

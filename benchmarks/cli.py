@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(out, args.overwrite)
     result = run_benchmark(options)
     paths = write_reports(result, out)
-    statuses = [r["status"] for r in result["rows"]]
+    statuses = [r.status for r in result.rows]
     print(f"{statuses.count('ok')} measured, {statuses.count('skipped')} skipped, "
-          f"{statuses.count('failed')} failed in {result['settings']['duration_s']} s; "
+          f"{statuses.count('failed')} failed in {result.settings.duration_s} s; "
           f"report: {paths[2]}")
     return 1 if "failed" in statuses else 0

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.datasets import Split, load_split
 from ..runtime.errors import DataError
 from ..runtime.sidecar import InputSpec
-from ..data.datasets import Split, load_split
 
 log = logging.getLogger(__name__)
 

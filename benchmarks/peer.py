@@ -31,10 +31,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.datasets import default_cache_dir
 from ..runtime.errors import DataError, ExportError
 from ..runtime.labels import FER2013_LABELS
 from ..runtime.sidecar import InputSpec, sha256_of, sidecar_path, write_sidecar
-from ..data.datasets import default_cache_dir
 
 log = logging.getLogger(__name__)
 

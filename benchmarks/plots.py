@@ -1,4 +1,4 @@
-"""The benchmark's figures (Matplotlib, Agg backend, PNG), all drawn from the result dict.
+"""The benchmark's figures (Matplotlib, Agg backend, PNG), all drawn from a ``BenchmarkResult``.
 
 A figure whose data was not measured (no data set, every row skipped) is still written,
 with a line saying why, so a report always has the same files.
@@ -7,7 +7,6 @@ with a line saying why, so a report always has the same files.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -16,19 +15,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from ..data.benchmark import BenchmarkResult, Row  # noqa: E402
+
 PEER_COLOR = "tab:red"
 OWN_COLOR = "tab:blue"
-
-Result = dict[str, Any]
-
-
-def primary_dataset(result: Result) -> str:
-    return result["datasets"][0]["name"]
-
-
-def primary_threads(result: Result) -> str:
-    return str(result["settings"]["threads"][0])
-
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
@@ -51,16 +41,12 @@ def _plain_log_axis(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
-def _label(row: dict[str, Any]) -> str:
-    return f"{row['artifact']} (peer)" if row["peer"] else row["artifact"]
-
-
-def _measured(result: Result) -> list[dict[str, Any]]:
+def _measured(result: BenchmarkResult) -> list[Row]:
     """Rows with accuracy on the primary set and latency at the primary thread count."""
-    data, threads = primary_dataset(result), primary_threads(result)
-    return [r for r in result["rows"]
-            if r["accuracy"][data]["top1"] is not None
-            and r["threads"][threads]["latency"]["p50_ms"] is not None]
+    data, threads = result.primary_dataset, result.primary_threads
+    return [r for r in result.rows
+            if r.accuracy[data].top1 is not None
+            and r.threads[threads].latency.p50_ms is not None]
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -74,20 +60,20 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def accuracy_vs_latency(result: Result, path: Path) -> Path:
-    title = f"Top-1 on {primary_dataset(result)} vs p50 latency ({primary_threads(result)} thread)"
+def accuracy_vs_latency(result: BenchmarkResult, path: Path) -> Path:
+    title = f"Top-1 on {result.primary_dataset} vs p50 latency ({result.primary_threads} thread)"
     rows = _measured(result)
     if not rows:
         return _message(path, title, "no artifact has both accuracy and latency measured")
-    data, threads = primary_dataset(result), primary_threads(result)
-    points = [(r["threads"][threads]["latency"]["p50_ms"], r["accuracy"][data]["top1"] * 100)
+    data, threads = result.primary_dataset, result.primary_threads
+    points = [(r.threads[threads].latency.p50_ms, r.accuracy[data].top1 * 100)
               for r in rows]
-    sizes = np.array([r["file_bytes"] or 0 for r in rows], dtype=float)
+    sizes = np.array([r.file_bytes or 0 for r in rows], dtype=float)
     area = 40 + 900 * sizes / max(sizes.max(), 1)
     fig, ax = plt.subplots(figsize=(12, 6))
     for k, ((x, y), a, r) in enumerate(zip(points, area, rows, strict=True), start=1):
-        ax.scatter(x, y, s=a, alpha=0.6, color=PEER_COLOR if r["peer"] else OWN_COLOR,
-                   marker="D" if r["peer"] else "o", edgecolors="black", linewidths=0.5)
+        ax.scatter(x, y, s=a, alpha=0.6, color=PEER_COLOR if r.peer else OWN_COLOR,
+                   marker="D" if r.peer else "o", edgecolors="black", linewidths=0.5)
         # numbers, not names, at the points: fp32 exports sit on top of each other
         ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(5, 5 + 9 * (k % 2)),
                     fontsize=8)
@@ -97,7 +83,7 @@ def accuracy_vs_latency(result: Result, path: Path) -> Path:
             label="Pareto front")
     ax.scatter([], [], color=OWN_COLOR, label="ours")
     ax.scatter([], [], color=PEER_COLOR, marker="D", label="peer (fer 25.10.3)")
-    key = "\n".join(f"{k}  {_label(r)}" for k, r in enumerate(rows, start=1))
+    key = "\n".join(f"{k}  {r.name}" for k, r in enumerate(rows, start=1))
     ax.text(1.02, 1.0, key, transform=ax.transAxes, va="top", fontsize=8, family="monospace")
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
@@ -109,11 +95,11 @@ def accuracy_vs_latency(result: Result, path: Path) -> Path:
     return _save(fig, path)
 
 
-def latency_distributions(result: Result, path: Path) -> Path:
-    threads = result["settings"]["threads"]
-    series = [(f"{_label(r)}\n{n} thr", r["threads"][str(n)]["latency"]["samples_ms"])
-              for r in result["rows"] for n in threads
-              if r["threads"][str(n)]["latency"]["samples_ms"]]
+def latency_distributions(result: BenchmarkResult, path: Path) -> Path:
+    threads = result.settings.threads
+    series = [(f"{r.name}\n{n} thr", r.threads[str(n)].latency.samples_ms)
+              for r in result.rows for n in threads
+              if r.threads[str(n)].latency.samples_ms]
     title = "Latency per face at batch 1"
     if not series:
         return _message(path, title, "no latency was measured")
@@ -130,20 +116,20 @@ def latency_distributions(result: Result, path: Path) -> Path:
     return _save(fig, path)
 
 
-def per_class_recall(result: Result, path: Path) -> Path:
-    data = primary_dataset(result)
-    rows = [r for r in result["rows"] if r["accuracy"][data]["top1"] is not None]
+def per_class_recall(result: BenchmarkResult, path: Path) -> Path:
+    data = result.primary_dataset
+    rows = [r for r in result.rows if r.accuracy[data].top1 is not None]
     title = f"Recall per class on {data}"
     if not rows:
         return _message(path, title, "accuracy was not measured")
-    labels = list(dict.fromkeys(lab for r in rows for lab in r["accuracy"][data]["labels"]))
+    labels = list(dict.fromkeys(lab for r in rows for lab in r.accuracy[data].labels))
     width = 0.8 / len(rows)
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(max(12, 1.6 * len(labels)), 4.5))
     for k, r in enumerate(rows):
-        recall = r["accuracy"][data]["per_class_recall"]
+        recall = r.accuracy[data].per_class_recall
         ax.bar(x + (k - (len(rows) - 1) / 2) * width,
-               [recall.get(lab) or 0.0 for lab in labels], width, label=_label(r))
+               [recall.get(lab) or 0.0 for lab in labels], width, label=r.name)
     ax.set_xticks(x, labels)
     ax.set_ylim(0, 1)
     ax.set_ylabel("recall")
@@ -153,9 +139,9 @@ def per_class_recall(result: Result, path: Path) -> Path:
     return _save(fig, path)
 
 
-def confusion_grid(result: Result, path: Path) -> Path:
-    data = primary_dataset(result)
-    rows = [r for r in result["rows"] if r["accuracy"][data]["confusion_matrix"] is not None]
+def confusion_grid(result: BenchmarkResult, path: Path) -> Path:
+    data = result.primary_dataset
+    rows = [r for r in result.rows if r.accuracy[data].confusion_matrix is not None]
     title = f"Confusion matrices on {data} (rows: true, normalised)"
     if not rows:
         return _message(path, title, "accuracy was not measured")
@@ -165,31 +151,31 @@ def confusion_grid(result: Result, path: Path) -> Path:
     for ax in axes.flat[len(rows):]:
         ax.set_axis_off()
     for ax, r in zip(axes.flat, rows, strict=False):
-        acc = r["accuracy"][data]
-        cm = np.asarray(acc["confusion_matrix"], dtype=float)
+        acc = r.accuracy[data]
+        cm = np.asarray(acc.confusion_matrix, dtype=float)
         norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        labels = acc["labels"]
+        labels = acc.labels
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         for i in range(len(labels)):
             for j in range(len(labels)):
                 ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if norm[i, j] > 0.5 else "black")
-        ax.set_title(f"{_label(r)}\ntop-1 {acc['top1'] * 100:.2f}%", fontsize=8)
+        ax.set_title(f"{r.name}\ntop-1 {acc.top1 * 100:.2f}%", fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
 
 
-def file_sizes(result: Result, path: Path) -> Path:
-    rows = [r for r in result["rows"] if r["file_bytes"]]
+def file_sizes(result: BenchmarkResult, path: Path) -> Path:
+    rows = [r for r in result.rows if r.file_bytes]
     title = "File size"
     if not rows:
         return _message(path, title, "no artifact file was found")
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 2))
-    kib = [r["file_bytes"] / 1024 for r in rows]
-    ax.barh(range(len(rows)), kib, color=[PEER_COLOR if r["peer"] else OWN_COLOR for r in rows])
-    ax.set_yticks(range(len(rows)), [_label(r) for r in rows], fontsize=8)
+    kib = [r.file_bytes / 1024 for r in rows]
+    ax.barh(range(len(rows)), kib, color=[PEER_COLOR if r.peer else OWN_COLOR for r in rows])
+    ax.set_yticks(range(len(rows)), [r.name for r in rows], fontsize=8)
     ax.invert_yaxis()
     for i, v in enumerate(kib):
         ax.text(v, i, f" {v:,.0f} KiB", va="center", fontsize=7)
@@ -198,17 +184,17 @@ def file_sizes(result: Result, path: Path) -> Path:
     return _save(fig, path)
 
 
-def quantisation_loss(result: Result, path: Path) -> Path:
-    data = primary_dataset(result)
-    rows = [r for r in result["rows"] if r["accuracy"][data]["drop_pp"] is not None]
+def quantisation_loss(result: BenchmarkResult, path: Path) -> Path:
+    data = result.primary_dataset
+    rows = [r for r in result.rows if r.accuracy[data].drop_pp is not None]
     title = f"Top-1 lost by each quantised artifact vs its fp32 source\n({data})"
     if not rows:
         return _message(path, title, "no quantised artifact with a measured fp32 source")
-    drops = [r["accuracy"][data]["drop_pp"] for r in rows]
+    drops = [r.accuracy[data].drop_pp for r in rows]
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 2.5))
     ax.barh(range(len(rows)), drops,
-            color=[PEER_COLOR if r["peer"] else OWN_COLOR for r in rows])
-    ax.set_yticks(range(len(rows)), [f"{_label(r)}\nvs {r['source_fp32']}" for r in rows],
+            color=[PEER_COLOR if r.peer else OWN_COLOR for r in rows])
+    ax.set_yticks(range(len(rows)), [f"{r.name}\nvs {r.source_fp32}" for r in rows],
                   fontsize=7)
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.8)
@@ -229,7 +215,7 @@ PLOTS = {
 }
 
 
-def make_plots(result: Result, folder: Path) -> dict[str, Path]:
+def make_plots(result: BenchmarkResult, folder: Path) -> dict[str, Path]:
     """Every figure of ``PLOTS`` as ``folder/<name>.png``."""
     folder.mkdir(parents=True, exist_ok=True)
     return {name: draw(result, folder / f"{name}.png") for name, draw in PLOTS.items()}

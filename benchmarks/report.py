@@ -1,6 +1,7 @@
 """Write a benchmark's result: ``benchmark.json`` (every figure), ``benchmark.csv`` (one line
 per artifact and thread count), ``benchmark.md`` (tables and plots), and the README's
-results section, which is generated from the JSON, never typed.
+results section, which is generated from the JSON, never typed. Everything here reads the
+typed ``BenchmarkResult`` (``emotion_edge.data.benchmark``), never the JSON's keys.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..data.benchmark import BenchmarkResult
 from ..runtime.errors import ConfigError, DataError
-from .plots import make_plots, primary_dataset, primary_threads
+from .plots import make_plots
 
 REPORT_FILES = ("benchmark.json", "benchmark.csv", "benchmark.md")
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
-
-Result = dict[str, Any]
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
@@ -40,13 +40,14 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def write_reports(result: Result, out: Path) -> list[Path]:
+def write_reports(result: BenchmarkResult, out: Path) -> list[Path]:
     """All report files and plots in ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
-    result = _rounded(result)
+    rounded = _rounded(result.to_dict())
+    result = BenchmarkResult.from_dict(rounded)
     plots = make_plots(result, out / "plots")
     json_path = out / "benchmark.json"
-    json_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    json_path.write_text(json.dumps(rounded, indent=1) + "\n", encoding="utf-8")
     csv_path = write_csv(result, out / "benchmark.csv")
     md_path = out / "benchmark.md"
     md_path.write_text(markdown(result, {k: p.relative_to(out) for k, p in plots.items()}),
@@ -54,36 +55,36 @@ def write_reports(result: Result, out: Path) -> list[Path]:
     return [json_path, csv_path, md_path, *plots.values()]
 
 
-def csv_rows(result: Result) -> list[dict[str, Any]]:
+def csv_rows(result: BenchmarkResult) -> list[dict[str, Any]]:
     """One flat dict per artifact and thread count."""
     lines = []
-    labels = list(dict.fromkeys(lab for r in result["rows"] for lab in r["labels"]))
-    for row in result["rows"]:
-        for threads, run in row["threads"].items():
-            line = {k: row[k] for k in ("artifact", "title", "format", "precision", "backend",
-                                        "engine_version", "peer", "status", "reason",
-                                        "file_bytes", "parameters", "source_fp32")}
-            line.update(threads=int(threads), run_status=run["status"],
-                        engine_import_ms=run["engine_import_ms"], load_ms=run["load_ms"],
-                        first_inference_ms=run["first_inference_ms"],
-                        **{f"latency_{k}": run["latency"][k] for k in
+    labels = list(dict.fromkeys(lab for r in result.rows for lab in r.labels))
+    for row in result.rows:
+        for threads, run in row.threads.items():
+            line = {k: getattr(row, k) for k in (
+                "artifact", "title", "format", "precision", "backend", "engine_version",
+                "peer", "status", "reason", "file_bytes", "parameters", "source_fp32")}
+            e2e = run.end_to_end
+            line.update(threads=int(threads), run_status=run.status,
+                        engine_import_ms=run.engine_import_ms, load_ms=run.load_ms,
+                        first_inference_ms=run.first_inference_ms,
+                        **{f"latency_{k}": getattr(run.latency, k) for k in
                            ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "runs")},
-                        **{f"faces_per_s_batch{b}": t["faces_per_s"]
-                           for b, t in run["throughput"].items()},
-                        baseline_rss_mb=run["baseline_rss_mb"], peak_rss_mb=run["peak_rss_mb"],
-                        **{f"e2e_{k}": run["end_to_end"][f"mean_{k}"]
-                           for k in ("total_ms", "detection_ms", "classification_ms")})
-            for name, acc in row["accuracy"].items():
-                line.update({f"{name}_images": acc["images"], f"{name}_top1": acc["top1"],
-                             f"{name}_macro_f1": acc["macro_f1"],
-                             f"{name}_drop_pp": acc["drop_pp"]})
-                line.update({f"{name}_recall_{lab}": acc["per_class_recall"].get(lab)
+                        **{f"faces_per_s_batch{b}": t.faces_per_s
+                           for b, t in run.throughput.items()},
+                        baseline_rss_mb=run.baseline_rss_mb, peak_rss_mb=run.peak_rss_mb,
+                        e2e_total_ms=e2e.mean_total_ms, e2e_detection_ms=e2e.mean_detection_ms,
+                        e2e_classification_ms=e2e.mean_classification_ms)
+            for name, acc in row.accuracy.items():
+                line.update({f"{name}_images": acc.images, f"{name}_top1": acc.top1,
+                             f"{name}_macro_f1": acc.macro_f1, f"{name}_drop_pp": acc.drop_pp})
+                line.update({f"{name}_recall_{lab}": acc.per_class_recall.get(lab)
                              for lab in labels})
             lines.append(line)
     return lines
 
 
-def write_csv(result: Result, path: Path) -> Path:
+def write_csv(result: BenchmarkResult, path: Path) -> Path:
     lines = csv_rows(result)
     fields = list(dict.fromkeys(k for line in lines for k in line))
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -102,96 +103,89 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def _name(row: dict[str, Any]) -> str:
-    return f"{row['artifact']} (peer)" if row["peer"] else row["artifact"]
-
-
-def _environment_lines(result: Result) -> list[str]:
-    env, s = result["environment"], result["settings"]
-    load = f"{env['load_average_start']} at start, {env['load_average_end']} at end"
-    packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
-    kind = "quick run" if s["quick"] else "full run"
-    return [f"Measured {env['date']} ({kind}, {s['duration_s']} s) on {env['cpu']}, "
-            f"{env['cores']} cores, {env['os']}, Python {env['python']}.",
+def _environment_lines(result: BenchmarkResult) -> list[str]:
+    env, s = result.environment, result.settings
+    load = f"{env.load_average_start} at start, {env.load_average_end} at end"
+    packages = ", ".join(f"{k} {v}" for k, v in env.packages.items() if v)
+    kind = "quick run" if s.quick else "full run"
+    return [f"Measured {env.date} ({kind}, {s.duration_s} s) on {env.cpu}, "
+            f"{env.cores} cores, {env.os}, Python {env.python}.",
             f"Load average (1, 5, 15 min): {load}.", f"Packages: {packages}."]
 
 
-def summary_table(result: Result) -> list[str]:
-    data, threads = primary_dataset(result), primary_threads(result)
+def summary_table(result: BenchmarkResult) -> list[str]:
+    data, threads = result.primary_dataset, result.primary_threads
     rows = []
-    for r in result["rows"]:
-        acc, run = r["accuracy"][data], r["threads"][threads]
-        rows.append([_name(r), r["title"], r["status"], _f(r["file_bytes"], 0, 1 / 1024),
-                     _f(r["parameters"], 0), _f(acc["top1"], 2, 100),
-                     _f(acc["macro_f1"], 3), _f(acc["drop_pp"], 2),
-                     _f(run["latency"]["p50_ms"], 3), _f(run["peak_rss_mb"], 0)])
+    for r in result.rows:
+        acc, run = r.accuracy[data], r.threads[threads]
+        rows.append([r.name, r.title, r.status, _f(r.file_bytes, 0, 1 / 1024),
+                     _f(r.parameters, 0), _f(acc.top1, 2, 100), _f(acc.macro_f1, 3),
+                     _f(acc.drop_pp, 2), _f(run.latency.p50_ms, 3), _f(run.peak_rss_mb, 0)])
     return _table(["artifact", "kind", "status", "size (KiB)", "params", f"top-1 % ({data})",
                    "macro-F1", "lost vs fp32 (pp)", f"p50 ms ({threads} thr)",
                    "peak RSS (MiB)"], rows)
 
 
-def speed_table(result: Result) -> list[str]:
-    batches = [str(b) for b in result["settings"]["batches"]]
+def speed_table(result: BenchmarkResult) -> list[str]:
+    batches = [str(b) for b in result.settings.batches]
     rows = []
-    for r in result["rows"]:
-        for n, run in r["threads"].items():
-            lat = run["latency"]
-            rows.append([_name(r), n, run["status"], _f(run["load_ms"], 1),
-                         _f(run["first_inference_ms"], 2), _f(lat["mean_ms"], 3),
-                         _f(lat["p50_ms"], 3), _f(lat["p90_ms"], 3), _f(lat["p99_ms"], 3),
-                         *[_f(run["throughput"][b]["faces_per_s"], 0) for b in batches],
-                         _f(run["peak_rss_mb"], 0)])
+    for r in result.rows:
+        for n, run in r.threads.items():
+            lat = run.latency
+            rows.append([r.name, n, run.status, _f(run.load_ms, 1),
+                         _f(run.first_inference_ms, 2), _f(lat.mean_ms, 3),
+                         _f(lat.p50_ms, 3), _f(lat.p90_ms, 3), _f(lat.p99_ms, 3),
+                         *[_f(run.throughput[b].faces_per_s, 0) for b in batches],
+                         _f(run.peak_rss_mb, 0)])
     return _table(["artifact", "threads", "status", "load ms", "first ms", "mean ms", "p50 ms",
                    "p90 ms", "p99 ms", *[f"faces/s @{b}" for b in batches], "peak RSS MiB"],
                   rows)
 
 
-def accuracy_tables(result: Result) -> list[str]:
+def accuracy_tables(result: BenchmarkResult) -> list[str]:
     out: list[str] = []
-    for data in result["datasets"]:
-        name = data["name"]
-        rows = [r for r in result["rows"] if r["accuracy"][name]["status"] == "ok"]
+    for data in result.datasets:
+        name = data.name
+        rows = [r for r in result.rows if r.accuracy[name].status == "ok"]
         out += [f"### {name}", ""]
         if not rows:
-            reasons = {r["accuracy"][name]["reason"] for r in result["rows"]}
+            reasons = {r.accuracy[name].reason for r in result.rows}
             out += [f"Not measured: {'; '.join(sorted(x for x in reasons if x))}", ""]
             continue
-        labels = list(dict.fromkeys(lab for r in rows for lab in r["accuracy"][name]["labels"]))
-        body = [[_name(r), _f(r["accuracy"][name]["images"], 0),
-                 _f(r["accuracy"][name]["top1"], 2, 100), _f(r["accuracy"][name]["macro_f1"], 3),
-                 *[_f(r["accuracy"][name]["per_class_recall"].get(lab), 2) for lab in labels]]
-                for r in rows]
+        labels = list(dict.fromkeys(lab for r in rows for lab in r.accuracy[name].labels))
+        body = [[r.name, _f(acc.images, 0), _f(acc.top1, 2, 100), _f(acc.macro_f1, 3),
+                 *[_f(acc.per_class_recall.get(lab), 2) for lab in labels]]
+                for r in rows for acc in [r.accuracy[name]]]
         out += _table(["artifact", "images", "top-1 %", "macro-F1",
                        *[f"recall {lab}" for lab in labels]], body) + [""]
     return out
 
 
-def end_to_end_table(result: Result) -> list[str]:
+def end_to_end_table(result: BenchmarkResult) -> list[str]:
     rows, photos = [], []
-    for r in result["rows"]:
-        for n, run in r["threads"].items():
-            e2e = run["end_to_end"]
-            if e2e["status"] != "ok":
+    for r in result.rows:
+        for n, run in r.threads.items():
+            e2e = run.end_to_end
+            if e2e.status != "ok":
                 continue
-            photos = photos or e2e["photos"]
-            rows.append([_name(r), n, _f(e2e["mean_total_ms"], 2),
-                         _f(e2e["mean_detection_ms"], 2), _f(e2e["mean_classification_ms"], 2),
-                         str(sum(p["faces"] for p in e2e["photos"]))])
+            photos = photos or e2e.photos
+            rows.append([r.name, n, _f(e2e.mean_total_ms, 2), _f(e2e.mean_detection_ms, 2),
+                         _f(e2e.mean_classification_ms, 2),
+                         str(sum(p.faces for p in e2e.photos))])
     if not rows:
-        return [f"Not measured: {result['settings']['photos_reason'] or 'every row skipped'}."]
-    found = ", ".join(f"{p['photo']} ({p['faces']})" for p in photos)
+        return [f"Not measured: {result.settings.photos_reason or 'every row skipped'}."]
+    found = ", ".join(f"{p.photo} ({p.faces})" for p in photos)
     return [f"Mean over {len(photos)} photos (faces found: {found}).", "",
             *_table(["artifact", "threads", "mean total ms", "detection ms",
                      "classification ms", "faces"], rows)]
 
 
-def skipped_table(result: Result) -> list[str]:
-    rows = [[_name(r), r["status"], r["reason"] or ""] for r in result["rows"]
-            if r["status"] != "ok"]
+def skipped_table(result: BenchmarkResult) -> list[str]:
+    rows = [[r.name, r.status, r.reason or ""] for r in result.rows if r.status != "ok"]
     return _table(["artifact", "status", "reason"], rows) if rows else ["None."]
 
 
-def markdown(result: Result, plots: dict[str, Path]) -> str:
+def markdown(result: BenchmarkResult, plots: dict[str, Path]) -> str:
     lines = ["# emotion-edge benchmark", "", *_environment_lines(result), "",
              "## Summary", "", *summary_table(result), "",
              f"![accuracy vs latency]({plots['accuracy_vs_latency']})", "",
@@ -204,27 +198,25 @@ def markdown(result: Result, plots: dict[str, Path]) -> str:
              f"![quantisation loss]({plots['quantisation_loss']})", "",
              "## End to end (detection + classification)", "", *end_to_end_table(result), "",
              "## Skipped or failed", "", *skipped_table(result), "",
-             "## Notes", "", *[f"- {n}" for n in result["notes"]], ""]
+             "## Notes", "", *[f"- {n}" for n in result.notes], ""]
     return "\n".join(lines)
 
 
-def readme_section(result: Result, report_dir: str) -> str:
+def readme_section(result: BenchmarkResult, report_dir: str) -> str:
     """The README's results section: a short table and where the full report is."""
-    data, threads = primary_dataset(result), primary_threads(result)
-    env = result["environment"]
-    rows = [[_name(r), r["title"], _f(r["file_bytes"], 0, 1 / 1024),
-             _f(r["accuracy"][data]["top1"], 2, 100), _f(r["accuracy"][data]["macro_f1"], 3),
-             _f(r["threads"][threads]["latency"]["p50_ms"], 3),
-             _f(r["threads"][threads]["peak_rss_mb"], 0)]
-            for r in result["rows"] if r["status"] == "ok"]
-    kind = (f"quick run, accuracy on a {result['settings']['sample']}-image sample"
-            if result["settings"]["quick"] else "full run")
-    lines = [f"Measured {env['date']} ({kind}) on {env['cpu']} ({env['cores']} cores, "
-             f"{env['os']}); "
+    data, threads = result.primary_dataset, result.primary_threads
+    env = result.environment
+    rows = [[r.name, r.title, _f(r.file_bytes, 0, 1 / 1024),
+             _f(r.accuracy[data].top1, 2, 100), _f(r.accuracy[data].macro_f1, 3),
+             _f(r.threads[threads].latency.p50_ms, 3), _f(r.threads[threads].peak_rss_mb, 0)]
+            for r in result.rows if r.status == "ok"]
+    kind = (f"quick run, accuracy on a {result.settings.sample}-image sample"
+            if result.settings.quick else "full run")
+    lines = [f"Measured {env.date} ({kind}) on {env.cpu} ({env.cores} cores, {env.os}); "
              f"full report with plots: [{report_dir}/benchmark.md]({report_dir}/benchmark.md).",
              "", *_table(["artifact", "kind", "size (KiB)", f"top-1 % ({data})", "macro-F1",
                           f"p50 ms/face ({threads} thr)", "peak RSS (MiB)"], rows), ""]
-    lines += [f"- {n}" for n in result["notes"] if "peer" in n.lower()]
+    lines += [f"- {n}" for n in result.notes if "peer" in n.lower()]
     lines += ["", f"_Generated by `emotion-edge bench --readme` from `{report_dir}/"
                   "benchmark.json`; do not edit by hand._"]
     return "\n".join(lines)
@@ -234,11 +226,11 @@ def update_readme(readme: Path, result_json: Path) -> Path:
     """Replace the text between the results markers of ``readme`` with ``readme_section``."""
     if not result_json.is_file():
         raise DataError(f"{result_json}: no benchmark result; run 'emotion-edge bench' first")
+    result = BenchmarkResult.load(result_json)
     try:
-        result = json.loads(result_json.read_text(encoding="utf-8"))
         text = readme.read_text(encoding="utf-8")
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read {readme} or {result_json}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {readme}: {exc}") from None
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
         raise ConfigError(f"{readme}: needs the markers {README_START} and {README_END} "

@@ -1,8 +1,7 @@
-"""Run a benchmark: every target x thread count in its own child process, then one result dict.
-
-The result (written as ``benchmark.json`` by ``report``) has ``environment``, ``settings``,
-``datasets``, ``notes`` and ``rows``: one row per artifact, with every field present in every
-row (``None`` where not measured; ``status`` and ``reason`` say why).
+"""Run a benchmark: every target x thread count in its own child process, then one
+``BenchmarkResult`` (the schema in ``emotion_edge.data.benchmark``), which ``report`` writes as
+``benchmark.json``: one row per artifact, every field present in every row (``None`` where not
+measured; ``status`` and ``reason`` say why).
 """
 
 from __future__ import annotations
@@ -24,17 +23,28 @@ from typing import Any
 
 import numpy as np
 
+from ..data.benchmark import (
+    Accuracy,
+    BenchmarkResult,
+    DatasetInfo,
+    Environment,
+    Latency,
+    PhotoTiming,
+    Row,
+    RunSettings,
+    ThreadRun,
+    Throughput,
+)
+from ..data.metrics import classification_report
 from ..runtime.errors import DataError
 from ..runtime.image import IMAGE_SUFFIXES
 from ..runtime.sidecar import InputSpec
-from ..data.metrics import classification_report
 from .datasets import CropStore, EvalSet, eval_sets
 from .peer import SELECTION_NOTE
 from .targets import Target, select_targets
 
 log = logging.getLogger(__name__)
 
-LATENCY_KEYS = ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "warmup", "runs")
 #: Distributions whose versions the report records.
 PACKAGES = ("emotion-edge", "numpy", "pillow", "ai-edge-litert", "onnxruntime", "tensorflow",
             "tensorflow-cpu", "keras", "opencv-python-headless", "matplotlib")
@@ -96,15 +106,14 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def environment() -> dict[str, Any]:
+def environment() -> Environment:
     """The machine and software a benchmark ran on (no engine is imported here)."""
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
-        "os": platform.platform(), "python": platform.python_version(),
-        "load_average_start": _load_average(),
-        "packages": {name: _version(name) for name in PACKAGES},
-    }
+    return Environment(
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        cpu=cpu_model(), cores=os.cpu_count(), machine=platform.machine(),
+        os=platform.platform(), python=platform.python_version(),
+        load_average_start=_load_average(),
+        packages={name: _version(name) for name in PACKAGES})
 
 
 def _load_average() -> list[float] | None:
@@ -151,73 +160,62 @@ def run_child(request: dict[str, Any], folder: Path, number: int,
                      f"{lines[-1] if lines else 'no message'}"}
 
 
-def empty_accuracy(labels: tuple[str, ...]) -> dict[str, Any]:
-    return {"status": "skipped", "reason": None, "images": None, "top1": None, "macro_f1": None,
-            "per_class_recall": dict.fromkeys(labels), "confusion_matrix": None,
-            "labels": list(labels), "source_top1": None, "drop_pp": None}
-
-
-def empty_run(batches: tuple[int, ...]) -> dict[str, Any]:
-    return {
-        "status": "skipped", "reason": None, "engine_import_ms": None, "load_ms": None,
-        "first_inference_ms": None,
-        "latency": {**dict.fromkeys(LATENCY_KEYS), "samples_ms": []},
-        "throughput": {str(b): {"batch_ms": None, "faces_per_s": None, "runs": None}
-                       for b in batches},
-        "baseline_rss_mb": None, "peak_rss_mb": None,
-        "end_to_end": {"status": "skipped", "reason": None, "photos": [], "mean_total_ms": None,
-                       "mean_detection_ms": None, "mean_classification_ms": None},
-    }
-
-
-def empty_row(target: Target, sets: list[EvalSet], options: BenchOptions) -> dict[str, Any]:
-    labels = tuple(target.sidecar.get("labels") or ())
+def empty_row(target: Target, sets: list[EvalSet], options: BenchOptions) -> Row:
+    """The row of ``target`` with nothing measured yet."""
+    labels = list(target.sidecar.get("labels") or ())
     row = target.row
     source = target.sidecar.get("source")
     source = source if isinstance(source, dict) else {}
-    return {
-        "artifact": target.name, "stem": target.stem, "model": target.sidecar.get("name"),
-        "title": target.title, "format": row.format if row else None,
-        "precision": row.precision if row else None, "backend": row.backend if row else None,
-        "engine_version": engine_version(row.engine.module) if row else None,
-        "peer": target.peer, "path": str(target.path) if target.path else None,
-        "status": "skipped", "reason": target.skip_reason,
-        "file_bytes": target.path.stat().st_size if target.path and target.path.is_file()
+    batches = options.settings.batches
+    return Row(
+        artifact=target.name, stem=target.stem, model=target.sidecar.get("name"),
+        title=target.title, format=row.format if row else None,
+        precision=row.precision if row else None, backend=row.backend if row else None,
+        engine_version=engine_version(row.engine.module) if row else None,
+        peer=target.peer, path=str(target.path) if target.path else None,
+        status="skipped", reason=target.skip_reason,
+        file_bytes=target.path.stat().st_size if target.path and target.path.is_file()
         else None,
-        "parameters": target.sidecar.get("parameters") or source.get("parameters"),
-        "sha256": target.sidecar.get("sha256"), "input": target.sidecar.get("input"),
-        "labels": list(labels), "exported_from": source.get("file"), "source_fp32": None,
-        "accuracy": {s.name: empty_accuracy(labels) for s in sets},
-        "threads": {str(n): empty_run(options.settings.batches) for n in options.threads},
-    }
+        parameters=target.sidecar.get("parameters") or source.get("parameters"),
+        sha256=target.sidecar.get("sha256"), input=target.sidecar.get("input"),
+        labels=labels, exported_from=source.get("file"), source_fp32=None,
+        accuracy={s.name: Accuracy(labels=labels, per_class_recall=dict.fromkeys(labels))
+                  for s in sets},
+        threads={str(n): ThreadRun(throughput={str(b): Throughput() for b in batches})
+                 for n in options.threads})
 
 
-def _fill_run(entry: dict[str, Any], result: dict[str, Any], photo_reason: str | None) -> None:
+def _fill_run(entry: ThreadRun, result: dict[str, Any], photo_reason: str | None) -> None:
+    """Copy a measuring process's reply (its own JSON protocol, see ``child``) into ``entry``."""
     if "error" in result:
-        entry.update(status="failed", reason=result["error"])
-        entry["end_to_end"]["reason"] = result["error"]
+        entry.status, entry.reason = "failed", result["error"]
+        entry.end_to_end.reason = result["error"]
         return
-    entry["status"] = "ok"
-    for key in ("engine_import_ms", "load_ms", "first_inference_ms", "baseline_rss_mb",
-                "peak_rss_mb"):
-        entry[key] = result[key]
-    entry["latency"] = {k: result["latency"][k] for k in (*LATENCY_KEYS, "samples_ms")}
-    entry["throughput"] = result["throughput"]
-    e2e = entry["end_to_end"]
-    photos = result.get("end_to_end", {}).get("photos", [])
+    entry.status = "ok"
+    entry.engine_import_ms = result["engine_import_ms"]
+    entry.load_ms = result["load_ms"]
+    entry.first_inference_ms = result["first_inference_ms"]
+    entry.baseline_rss_mb = result["baseline_rss_mb"]
+    entry.peak_rss_mb = result["peak_rss_mb"]
+    entry.latency = Latency(**result["latency"])
+    entry.throughput = {b: Throughput(**t) for b, t in result["throughput"].items()}
+    e2e = entry.end_to_end
+    photos = [PhotoTiming(**p) for p in result.get("end_to_end", {}).get("photos", [])]
     if not photos:
-        e2e["reason"] = photo_reason
+        e2e.reason = photo_reason
         return
-    e2e.update(status="ok", photos=photos)
-    for key in ("total_ms", "detection_ms", "classification_ms"):
-        e2e[f"mean_{key}"] = float(np.mean([p[key] for p in photos]))
+    e2e.status, e2e.photos = "ok", photos
+    e2e.mean_total_ms = float(np.mean([p.total_ms for p in photos]))
+    e2e.mean_detection_ms = float(np.mean([p.detection_ms for p in photos]))
+    e2e.mean_classification_ms = float(np.mean([p.classification_ms for p in photos]))
 
 
-def _fill_accuracy(entry: dict[str, Any], y: np.ndarray, probs: np.ndarray) -> None:
-    report = classification_report(y, probs, tuple(entry["labels"]))
-    entry.update(status="ok", images=report["images"], top1=report["accuracy"],
-                 macro_f1=report["macro_f1"], confusion_matrix=report["confusion_matrix"],
-                 per_class_recall={k: v["recall"] for k, v in report["per_class"].items()})
+def _fill_accuracy(entry: Accuracy, y: np.ndarray, probs: np.ndarray) -> None:
+    report = classification_report(y, probs, tuple(entry.labels))
+    entry.status, entry.images = "ok", report["images"]
+    entry.top1, entry.macro_f1 = report["accuracy"], report["macro_f1"]
+    entry.confusion_matrix = report["confusion_matrix"]
+    entry.per_class_recall = {k: v["recall"] for k, v in report["per_class"].items()}
 
 
 class _Progress:
@@ -231,13 +229,13 @@ class _Progress:
 
 def measure_target(target: Target, options: BenchOptions, sets: list[EvalSet], store: CropStore,
                    photos: tuple[list[str], str | None], folder: Path,
-                   progress: _Progress) -> dict[str, Any]:
+                   progress: _Progress) -> Row:
     """One row: run a child per thread count; the first also predicts the evaluation sets."""
     row = empty_row(target, sets, options)
     if target.skip_reason:
         log.info("%s skipped: %s", target.name, target.skip_reason)
-        for entry in [*row["threads"].values(), *row["accuracy"].values()]:
-            entry["reason"] = target.skip_reason
+        for entry in [*row.threads.values(), *row.accuracy.values()]:
+            entry.reason = target.skip_reason
         return row
     spec = InputSpec.from_dict(target.sidecar["input"])
     labels = tuple(target.sidecar["labels"])
@@ -247,7 +245,7 @@ def measure_target(target: Target, options: BenchOptions, sets: list[EvalSet], s
             path, truth[data.name] = store.crops(data, spec, labels)
             crops[data.name] = str(path)
         except DataError as exc:
-            row["accuracy"][data.name]["reason"] = str(exc)
+            row.accuracy[data.name].reason = str(exc)
     s = options.settings
     for i, threads in enumerate(options.threads):
         request = {
@@ -258,54 +256,52 @@ def measure_target(target: Target, options: BenchOptions, sets: list[EvalSet], s
             "photos": photos[0], "photo_runs": s.photo_runs, "seed": options.seed,
         }
         result = run_child(request, folder, progress.done, options.timeout_s)
-        entry = row["threads"][str(threads)]
+        entry = row.threads[str(threads)]
         _fill_run(entry, result, photos[1])
         for name, probs_path in result.get("predictions", {}).items():
-            _fill_accuracy(row["accuracy"][name], truth[name], np.load(probs_path))
+            _fill_accuracy(row.accuracy[name], truth[name], np.load(probs_path))
         log.info("%s %s, %d thread(s): %s", progress.step(), target.name, threads,
-                 _summary(entry, row["accuracy"]))
-    first = row["threads"][str(options.threads[0])]
-    for acc in row["accuracy"].values():
-        if acc["status"] != "ok" and not acc["reason"]:
-            acc["reason"] = first["reason"]
-    statuses = {e["status"] for e in row["threads"].values()}
-    row["status"] = "failed" if "failed" in statuses else "ok"
-    row["reason"] = next((e["reason"] for e in row["threads"].values() if e["reason"]), None)
+                 _summary(entry, row.accuracy))
+    first = row.threads[str(options.threads[0])]
+    for acc in row.accuracy.values():
+        if acc.status != "ok" and not acc.reason:
+            acc.reason = first.reason
+    statuses = {e.status for e in row.threads.values()}
+    row.status = "failed" if "failed" in statuses else "ok"
+    row.reason = next((e.reason for e in row.threads.values() if e.reason), None)
     return row
 
 
-def _summary(entry: dict[str, Any], accuracy: dict[str, Any]) -> str:
-    if entry["status"] != "ok":
-        return f"failed: {entry['reason']}"
-    parts = [f"p50 {entry['latency']['p50_ms']:.3f} ms",
-             f"peak RSS {entry['peak_rss_mb']:.0f} MiB"]
-    parts += [f"{name} top-1 {a['top1']:.4f}" for name, a in accuracy.items()
-              if a["status"] == "ok"]
+def _summary(entry: ThreadRun, accuracy: dict[str, Accuracy]) -> str:
+    if entry.status != "ok":
+        return f"failed: {entry.reason}"
+    parts = [f"p50 {entry.latency.p50_ms:.3f} ms", f"peak RSS {entry.peak_rss_mb:.0f} MiB"]
+    parts += [f"{name} top-1 {a.top1:.4f}" for name, a in accuracy.items() if a.status == "ok"]
     return ", ".join(parts)
 
 
-def link_fp32_sources(rows: list[dict[str, Any]]) -> None:
+def link_fp32_sources(rows: list[Row]) -> None:
     """Give each quantised row its fp32 source and the accuracy drop: the file its sidecar
     says it was exported from if measured, else the same stem's Keras or same-format fp32."""
-    by_key = {(r["stem"], r["peer"], r["format"], r["precision"]): r for r in rows}
-    by_name = {(r["artifact"], r["peer"]): r for r in rows if r["precision"] == "fp32"}
+    by_key = {(r.stem, r.peer, r.format, r.precision): r for r in rows}
+    by_name = {(r.artifact, r.peer): r for r in rows if r.precision == "fp32"}
     for row in rows:
-        if row["precision"] in (None, "fp32"):
+        if row.precision in (None, "fp32"):
             continue
-        source = (by_name.get((row["exported_from"], row["peer"]))
-                  or by_key.get((row["stem"], row["peer"], "keras", "fp32"))
-                  or by_key.get((row["stem"], row["peer"], row["format"], "fp32")))
+        source = (by_name.get((row.exported_from, row.peer))
+                  or by_key.get((row.stem, row.peer, "keras", "fp32"))
+                  or by_key.get((row.stem, row.peer, row.format, "fp32")))
         if source is None:
             continue
-        row["source_fp32"] = source["artifact"]
-        for name, acc in row["accuracy"].items():
-            src = source["accuracy"].get(name)
-            if src and src["top1"] is not None and acc["top1"] is not None:
-                acc["source_top1"] = src["top1"]
-                acc["drop_pp"] = (src["top1"] - acc["top1"]) * 100.0
+        row.source_fp32 = source.artifact
+        for name, acc in row.accuracy.items():
+            src = source.accuracy.get(name)
+            if src and src.top1 is not None and acc.top1 is not None:
+                acc.source_top1 = src.top1
+                acc.drop_pp = (src.top1 - acc.top1) * 100.0
 
 
-def _notes(rows: list[dict[str, Any]], options: BenchOptions) -> list[str]:
+def _notes(rows: list[Row], options: BenchOptions) -> list[str]:
     s = options.settings
     notes = [
         f"Latency: Predictor.predict on one random input in the model's input spec "
@@ -318,7 +314,7 @@ def _notes(rows: list[dict[str, Any]], options: BenchOptions) -> list[str]:
         "End-to-end: EmotionRecognizer.analyze() per photo (image already decoded), detection "
         "(including cropping) and classification (preprocessing and model) timed separately.",
     ]
-    if any(r["peer"] for r in rows):
+    if any(r.peer for r in rows):
         notes.append(SELECTION_NOTE)
         notes.append("The peer runs through our harness with its own input spec (64x64 gray, "
                      "(x/255 - 0.5) * 2). We resize with Pillow's bilinear filter where fer "
@@ -330,8 +326,8 @@ def _notes(rows: list[dict[str, Any]], options: BenchOptions) -> list[str]:
     return notes
 
 
-def run_benchmark(options: BenchOptions) -> dict[str, Any]:
-    """Measure every target; returns the result dict that ``report`` writes."""
+def run_benchmark(options: BenchOptions) -> BenchmarkResult:
+    """Measure every target; returns the result that ``report`` writes."""
     started = time.monotonic()
     env = environment()
     targets = select_targets(options.models, options.backends, options.peer, options.cache_dir)
@@ -346,14 +342,12 @@ def run_benchmark(options: BenchOptions) -> dict[str, Any]:
         rows = [measure_target(t, options, sets, store, photos, Path(tmp), progress)
                 for t in targets]
     link_fp32_sources(rows)
-    env["load_average_end"] = _load_average()
-    return {
-        "environment": env,
-        "settings": {**asdict(options.settings), "quick": options.quick,
-                     "threads": list(options.threads), "seed": options.seed,
-                     "photos": options.photos, "photos_reason": photos[1],
-                     "duration_s": round(time.monotonic() - started, 1)},
-        "datasets": [asdict(s) for s in sets],
-        "notes": _notes(rows, options),
-        "rows": rows,
-    }
+    env.load_average_end = _load_average()
+    settings = RunSettings(
+        **{**asdict(options.settings), "batches": list(options.settings.batches)},
+        quick=options.quick, threads=list(options.threads), seed=options.seed,
+        photos=options.photos, photos_reason=photos[1],
+        duration_s=round(time.monotonic() - started, 1))
+    return BenchmarkResult(environment=env, settings=settings,
+                           datasets=[DatasetInfo(**asdict(s)) for s in sets],
+                           notes=_notes(rows, options), rows=rows)

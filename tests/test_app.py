@@ -1,12 +1,14 @@
 """The Gradio app in-process: the backend menu, the named API endpoints through
 ``gradio_client``, the webcam stream function, bad inputs, and the frame-rate script.
 
-Tiny models made here stand in for the bundled one; engines are real.
+The bundled default model (trained, so its backends can disagree) is copied as four of its
+artifacts; engines are real.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections import Counter
 from pathlib import Path
@@ -20,27 +22,30 @@ pytest.importorskip("ai_edge_litert")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")
 
-from artifacts import make_keras, make_onnx, make_tflite  # noqa: E402
-from conftest import build_tiny_keras  # noqa: E402
 from emotion_edge.app.catalog import find_models  # noqa: E402
 from emotion_edge.app.fps import measure_fps, recorded_frames  # noqa: E402
 from emotion_edge.app.render import face_cards_html  # noqa: E402
 from emotion_edge.app.ui import EXAMPLES_DIR, build_app, launch, make_service  # noqa: E402
+from emotion_edge.runtime.bundled import models_dir as bundled_dir  # noqa: E402
 from emotion_edge.runtime.errors import BadImageError, NoFaceError  # noqa: E402
 from emotion_edge.runtime.formats import BACKENDS, Backend  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 PHOTO = EXAMPLES_DIR / "grace_hopper.jpg"
+#: The bundled default model's artifacts the app tests serve.
+ARTIFACTS = ("default.keras", "default.fp16.tflite", "default.int8.tflite", "default.fp32.onnx")
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
-    """Tiny TFLite int8 and fp16, ONNX fp32 and Keras artifacts of one model."""
+    """Four artifacts of the bundled default model, with their sidecars."""
     folder = tmp_path_factory.mktemp("models")
-    model = build_tiny_keras()
-    make_tflite(folder / "tiny.int8.tflite", model, "int8")
-    make_tflite(folder / "tiny.fp16.tflite", model, "fp16")
-    make_onnx(folder / "tiny.fp32.onnx", model)
-    make_keras(folder / "tiny.keras", model)
+    for name in ARTIFACTS:
+        for suffix in ("", ".json"):
+            source = bundled_dir() / f"{name}{suffix}"
+            if not source.is_file():
+                pytest.skip(f"{source} is not bundled in this checkout")
+            shutil.copy2(source, folder / source.name)
     return folder
 
 
@@ -130,9 +135,12 @@ def test_compare_endpoint_runs_every_backend(client):
     assert [r[0] for r in rows] == ["Keras fp32", "TFLite fp16", "TFLite int8 (selected)",
                                     "ONNX fp32"]
     majority = Counter(r[1] for r in rows).most_common(1)[0][0]
-    assert f"**{majority}**" in summary
+    assert f"**{majority}**" in summary and "4 backends" in summary
     assert all((r[-1] == "✓") == (r[1] == majority) for r in rows)
-    assert "4 backends" in summary
+    # one trained model in four formats: every backend names the same emotion, with
+    # confidences within the export parity tolerance of the Keras original
+    assert [r[-1] for r in rows] == ["✓"] * 4
+    assert max(r[2] for r in rows) - min(r[2] for r in rows) < 0.05
 
 
 def test_stream_annotates_a_sequence_of_frames(service):
@@ -173,7 +181,7 @@ def test_find_models_rejects_a_non_model(tmp_path):
 
 
 def test_fps_of_the_stream_function(models_dir):
-    rate = measure_fps(models_dir / "tiny.int8.tflite", frames=10)
+    rate = measure_fps(models_dir / "default.int8.tflite", frames=10)
     assert rate.backend == "TFLite int8" and rate.frames == 10
     assert rate.face_found == 1.0 and rate.fps > 0
 
@@ -201,7 +209,8 @@ def test_model_card_shows_accuracy_and_parity_from_the_sidecar(service):
     assert data["format"] == "tflite"
 
 
-def test_about_reads_the_benchmark_report(tmp_path):
+def test_about_reads_the_benchmark_report(tmp_path, caplog):
+    import copy
     import json
 
     from emotion_edge.app.service import read_benchmark
@@ -209,17 +218,27 @@ def test_about_reads_the_benchmark_report(tmp_path):
 
     (tmp_path / "plots").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "plots" / "accuracy_vs_latency.png")
-    row = {"artifact": "default.int8.tflite", "title": "TFLite int8", "status": "ok",
-           "peer": False, "file_bytes": 739664,
-           "accuracy": {"fer2013-privatetest": {"top1": 0.6693}},
-           "threads": {"1": {"latency": {"p50_ms": 0.321}, "peak_rss_mb": 62.4}}}
-    skipped = {"artifact": "x.onnx", "title": "ONNX fp32", "status": "skipped", "peer": True,
-               "accuracy": {}, "threads": {}}
-    (tmp_path / "benchmark.json").write_text(json.dumps({"rows": [row, skipped]}))
+    report = json.loads((REPO / "reports" / "benchmark.json").read_text())
+    row = report["rows"][0]
+    row.update(artifact="default.int8.tflite", title="TFLite int8", peer=False,
+               file_bytes=739664)
+    row["accuracy"]["fer2013-privatetest"]["top1"] = 0.6693
+    row["threads"]["1"].update(peak_rss_mb=62.4)
+    row["threads"]["1"]["latency"]["p50_ms"] = 0.321
+    skipped = copy.deepcopy(row)
+    skipped.update(artifact="x.onnx", status="skipped", peer=True, file_bytes=None)
+    skipped["accuracy"]["fer2013-privatetest"]["top1"] = None
+    report["rows"] = [row, skipped]
+    (tmp_path / "benchmark.json").write_text(json.dumps(report))
     plot, rows = read_benchmark(tmp_path / "benchmark.json")
     assert plot == tmp_path / "plots" / "accuracy_vs_latency.png"
     assert rows[0] == {"artifact": "default.int8.tflite", "kind": "TFLite int8", "status": "ok",
                        "top-1 %": 66.93, "p50 ms (1 thread)": 0.321, "size KiB": 722,
                        "peak RSS MiB": 62}
-    assert rows[1]["status"] == "skipped" and rows[1]["top-1 %"] is None
+    assert rows[1]["artifact"] == "x.onnx (peer)" and rows[1]["status"] == "skipped"
+    assert rows[1]["top-1 %"] is None and rows[1]["size KiB"] is None
     assert read_benchmark(tmp_path / "elsewhere" / "benchmark.json") == (None, [])
+    del report["rows"][0]["threads"]
+    (tmp_path / "benchmark.json").write_text(json.dumps(report))
+    assert read_benchmark(tmp_path)[1] == []
+    assert "rows[0]: missing field(s) threads" in caplog.text
