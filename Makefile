@@ -10,7 +10,7 @@ EE     := $(VENV)/bin/emotion-edge
 DATA   ?= ../shared/data/fer2013/fer2013.csv.gz
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint bench peer train-default bundle-default readme compare-quantizers
+.PHONY: demo test test-fast lint bench peer train-default train-accurate checkpoint-accurate bundle-default readme compare-quantizers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,21 @@ train-default: $(VENV)/.stamp-dev
 	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 45 --resume; \
 	else \
 	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 45; fi
+
+## the accurate model and teacher: vgg_wide, 80 epochs (many hours on 2 cores). Resumes
+## from runs/accurate, or on a fresh machine from the committed checkpoints/accurate.zip
+ACCURATE := --model vgg_wide --epochs 80 --optimizer adamw --lr 1.5e-3 --weight-decay 5e-4 \
+	--precision mixed_bfloat16 --patience 30
+train-accurate: $(VENV)/.stamp-dev
+	if [ ! -f runs/accurate/last.keras ] && [ -f checkpoints/accurate.zip ]; then \
+	  $(PY) -m emotion_edge.train.checkpoint unpack checkpoints/accurate.zip runs/accurate; fi
+	if [ -f runs/accurate/last.keras ]; then \
+	  $(EE) train --data $(DATA) --out runs/accurate $(ACCURATE) --resume; \
+	else $(EE) train --data $(DATA) --out runs/accurate $(ACCURATE); fi
+
+## pack runs/accurate into the one committed checkpoint file (replaces it)
+checkpoint-accurate: $(VENV)/.stamp-dev
+	$(PY) -m emotion_edge.train.checkpoint pack runs/accurate checkpoints/accurate.zip
 
 ## copy the finished run into the package, measure it, export every format beside it
 bundle-default: $(VENV)/.stamp-dev
