@@ -1,30 +1,40 @@
 """``emotion-edge predict``: recognise emotions on the faces in photos and folders of photos.
 
 Prints one row per face (file, face index, box, label, score) as a table, ``--json`` or
-``--csv``; files without a face and unreadable files get a row saying so. A bad file does
-not stop the run, but the exit code is 1 when any file failed. ``--annotate OUTDIR`` writes
-copies with boxes and labels drawn, never replacing a file unless ``--overwrite`` is given.
+``--csv`` (which add the detection score and every emotion's probability); files without a
+face and unreadable files get a row saying so. A bad file does not stop the run, but the
+exit code is 1 when any file failed, and 2 when no image file was found at all.
+``--annotate OUTDIR`` writes copies with boxes and labels drawn, never replacing a file
+unless ``--overwrite`` is given; the copies it writes are not read as inputs on a later run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import logging
+import os
+import re
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, EmotionEdgeError
 from .formats import BACKENDS
-from .image import IMAGE_SUFFIXES
+from .image import IMAGE_SUFFIXES, is_image_file
 
 log = logging.getLogger(__name__)
 
 RED, WHITE = (230, 40, 40), (255, 255, 255)
-CSV_COLUMNS = ("file", "face", "x0", "y0", "x1", "y1", "label", "score", "status")
+CSV_COLUMNS = ("file", "face", "x0", "y0", "x1", "y1", "label", "score", "detection_score")
+#: the names ``annotated_path`` gives: ``<stem>_emotions.png``, ``<stem>_emotions-2.png`` …
+ANNOTATED_NAME = re.compile(r".*_emotions(-\d+)?\.png")
+#: the line LiteRT's C++ side prints on every interpreter it creates
+LITERT_BANNER = "Created TensorFlow Lite XNNPACK delegate"
 
 
 @dataclass
@@ -71,39 +81,94 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="let --annotate replace files that already exist")
 
 
-def find_images(inputs: list[str]) -> list[tuple[Path, str | None]]:
-    """Each input file, and the image files inside each folder (sorted); a missing input
-    comes with its error."""
+def find_images(inputs: list[str],
+                annotate_dir: Path | None = None) -> list[tuple[Path, str | None]]:
+    """Each input file, and the image files inside each folder (sorted); a missing input or
+    a folder without images comes with its error. Annotated copies in ``annotate_dir`` are
+    left out."""
     found: list[tuple[Path, str | None]] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        try:
+            is_dir, exists = path.is_dir(), path.exists()
+        except OSError as exc:  # a name too long for the file system, say
+            found.append((path, f"{path}: cannot open ({exc.strerror or exc})"))
+            continue
+        if is_dir:
             images = sorted(p for p in path.rglob("*")
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                log.warning("%s: no image files in this folder", path)
+                            if is_image_file(p) and not _is_annotated(p, annotate_dir))
             found.extend((p, None) for p in images)
-        elif path.exists():
+            if not images:
+                found.append((path, f"{path}: no image files in this folder (image files end "
+                                    f"in {', '.join(sorted(IMAGE_SUFFIXES))})"))
+        elif exists:
             found.append((path, None))
         else:
             found.append((path, f"{path}: no such file or folder"))
     return found
 
 
+def _is_annotated(path: Path, annotate_dir: Path | None) -> bool:
+    """True for a file ``--annotate annotate_dir`` wrote (or would write)."""
+    if annotate_dir is None or not ANNOTATED_NAME.fullmatch(path.name):
+        return False
+    return path.resolve().is_relative_to(annotate_dir.resolve())
+
+
+def _prepare_annotate_dir(folder: Path) -> None:
+    """Create the ``--annotate`` folder before any work, so a bad one fails at once."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"--annotate {folder}: exists and is not a folder") from None
+    except OSError as exc:
+        raise ConfigError(f"--annotate {folder}: cannot create the folder "
+                          f"({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--annotate {folder}: the folder is not writable")
+
+
+@contextlib.contextmanager
+def quiet_litert_banner():
+    """Drop LiteRT's "Created TensorFlow Lite XNNPACK delegate" line, which its C++ side
+    writes straight to file descriptor 2 when a model loads; other output is passed on."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if LITERT_BANNER not in line))
+
+
 def run(args: argparse.Namespace) -> int:
     from .image import read_image
     from .recognizer import EmotionRecognizer, RecognizerOptions
 
-    if args.annotate is not None and Path(args.annotate).exists() and not Path(
-            args.annotate).is_dir():
-        raise ConfigError(f"--annotate {args.annotate}: exists and is not a folder")
+    inputs = find_images(args.inputs, args.annotate)
+    if all(error for _, error in inputs):  # nothing to read: say why, without a model
+        raise ConfigError("; ".join(error for _, error in inputs))
+    if args.annotate is not None:
+        _prepare_annotate_dir(args.annotate)
     options = RecognizerOptions(model=args.model, backend=args.backend, threads=args.threads,
                                 detect_faces=not args.no_detect, detector=args.detector,
                                 tiling=args.tiling, score_threshold=args.score_threshold)
     reports: list[FileReport] = []
     used_names: set[str] = set()
-    with EmotionRecognizer(options) as recognizer:
-        for path, error in find_images(args.inputs):
+    with quiet_litert_banner():
+        recognizer = EmotionRecognizer(options)
+    with recognizer:
+        for path, error in inputs:
             report = FileReport(str(path), error=error)
             reports.append(report)
             if error:
@@ -116,31 +181,33 @@ def run(args: argparse.Namespace) -> int:
                     report.annotated = str(annotate(pixels, report.faces, target,
                                                     overwrite=args.overwrite))
             except EmotionEdgeError as exc:
-                report.error = str(exc)
-            if report.error:
-                log.warning("%s", report.error)
-    write_reports(reports, "json" if args.json else "csv" if args.csv else "table")
+                report.error = str(exc)  # shown in the output, not logged a second time
+        labels = recognizer.labels
+    write_reports(reports, "json" if args.json else "csv" if args.csv else "table", labels)
     failed = sum(1 for r in reports if r.error)
     if failed:
         log.error("%d of %d files failed", failed, len(reports))
     return 1 if failed else 0
 
 
-def write_reports(reports: list[FileReport], style: str) -> None:
+def write_reports(reports: list[FileReport], style: str, labels: tuple[str, ...]) -> None:
+    """Print the reports as ``json``, ``csv`` (one column per label's probability) or a
+    ``table``."""
     out = sys.stdout
     if style == "json":
         json.dump([_report_dict(r) for r in reports], out, indent=2)
         out.write("\n")
         return
-    rows = [row for r in reports for row in _rows(r)]
+    rows = [row for r in reports for row in _rows(r, labels)]
     if style == "csv":
         writer = csv.writer(out)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow((*CSV_COLUMNS, *(f"p_{label}" for label in labels), "status"))
         writer.writerows(rows)
         return
     file_width = max((len(row[0]) for row in rows), default=4)
     out.write(f"{'file':<{file_width}}  face  {'box (x0,y0,x1,y1)':<20}  label     score\n")
-    for file, face, *box, label, score, status in rows:
+    for row in rows:
+        file, face, box, label, score, status = row[0], row[1], row[2:6], row[6], row[7], row[-1]
         if face == "":
             out.write(f"{file:<{file_width}}  {'-':>4}  {status}\n")
             continue
@@ -149,12 +216,15 @@ def write_reports(reports: list[FileReport], style: str) -> None:
         out.write(f"{file:<{file_width}}  {face:>4}  {box_text:<20}  {label:<9} {score}{note}\n")
 
 
-def _rows(report: FileReport) -> list[tuple[Any, ...]]:
+def _rows(report: FileReport, labels: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """CSV rows: ``CSV_COLUMNS``, one probability per label, then the status."""
     status = f"error: {report.error}" if report.error else report.status
     if not report.faces:
-        return [(report.file, "", "", "", "", "", "", "", status)]
+        return [(report.file, "", "", "", "", "", "", "", "", *([""] * len(labels)), status)]
     return [(report.file, i, *(round(v) for v in face.box), face.label, f"{face.score:.3f}",
-             status) for i, face in enumerate(report.faces)]
+             "" if face.detection_score is None else f"{face.detection_score:.3f}",
+             *(f"{face.probabilities[label]:.4f}" for label in labels), status)
+            for i, face in enumerate(report.faces)]
 
 
 def _report_dict(report: FileReport) -> dict[str, Any]:
@@ -194,8 +264,8 @@ def annotate(pixels, faces: list, target: Path, *, overwrite: bool = False) -> P
         draw.rectangle((x0, label_y, x0 + right - left + 2 * width, label_y + label_height),
                        fill=RED)
         draw.text((x0 + width - left, label_y + width - top), text, fill=WHITE, font=font)
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         image.save(target)
     except OSError as exc:
         raise ConfigError(f"{target}: cannot write the annotated image ({exc})") from None

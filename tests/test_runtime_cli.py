@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -92,3 +95,50 @@ def test_annotate_never_overwrites_without_flag(capsys, model, demo_faces, tmp_p
 def test_bad_model_is_a_clean_error(capsys, folder, tmp_path):
     code, out, err = predict(capsys, folder, "--model", tmp_path / "absent.int8.tflite")
     assert code == 2 and "no such model file" in err and "Traceback" not in err
+
+
+def test_annotate_output_is_not_read_back(capsys, model, demo_faces, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(demo_faces / "grace_hopper.jpg", photos / "grace.jpg")
+    for flags in ([], ["--overwrite"]):
+        code, out, _ = predict(capsys, photos, "--model", model, "--json",
+                               "--annotate", photos / "out", *flags)
+        assert code == 0 and [r["file"] for r in json.loads(out)] == [str(photos / "grace.jpg")]
+    assert sorted(p.name for p in (photos / "out").iterdir()) == ["grace_emotions.png"]
+
+
+def test_csv_has_detection_score_and_probabilities(capsys, model, demo_faces):
+    photo = demo_faces / "grace_hopper.jpg"
+    _, out, _ = predict(capsys, photo, "--model", model, "--json")
+    face = json.loads(out)[0]["faces"][0]
+    code, out, _ = predict(capsys, photo, "--model", model, "--csv")
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert code == 0 and row["status"] == "ok"
+    assert float(row["detection_score"]) == pytest.approx(face["detection_score"], abs=1e-3)
+    for label, p in face["probabilities"].items():
+        assert float(row[f"p_{label}"]) == pytest.approx(p, abs=1e-4)
+
+
+def test_input_errors_exit_cleanly(capsys, model, folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, out, err = predict(capsys, tmp_path / "empty", "--model", model)
+    assert code == 2 and "no image files in this folder" in err and out == ""
+    assert err.count("no image files") == 1
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, _, err = predict(capsys, folder, "--model", model, "--annotate", afile / "sub")
+    assert code == 2 and "cannot create the folder" in err and "Traceback" not in err
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    code, out, _ = predict(capsys, fifo, folder / "face0.png", "--model", model, "--no-detect")
+    assert code == 1 and "not a regular file" in out and "face0.png" in out
+
+
+def test_litert_banner_is_not_printed(model, folder):
+    result = subprocess.run(
+        [sys.executable, "-m", "emotion_edge", "predict", str(folder / "face0.png"),
+         "--model", str(model), "--no-detect"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0 and "face0.png" in result.stdout
+    assert "XNNPACK" not in result.stderr
