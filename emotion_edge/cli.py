@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "bench": ("emotion_edge.benchmarks.cli", "benchmark every artifact and the peer model"),
     "info": ("emotion_edge.info", "version, installed engines and bundled models"),
     "app": ("emotion_edge.app.cli", "serve the web app (Gradio) on localhost"),
+    "video": ("emotion_edge.video.cli", "follow faces and their emotions through a video"),
 }
 
 

@@ -28,6 +28,15 @@ from .predictor import Predictor, PredictorInfo, load_predictor
 from .preprocess import prepare_batch
 from .recognizer import EmotionRecognizer, FaceResult, RecognizerOptions, RecognizerTimings
 from .sidecar import InputSpec
+from .stream import (
+    FaceTracks,
+    StreamOptions,
+    StreamRecognizer,
+    StreamResult,
+    TimestampError,
+    TrackedFace,
+)
+from .tracking import IoUTracker
 
 __all__ = [
     "BACKENDS", "FORMATS", "BackendUnavailableError", "BadImageError", "ConfigError",
@@ -35,4 +44,6 @@ __all__ = [
     "FaceResult", "InputShapeError", "InputSpec", "ModelLoadError", "NoFaceError", "Predictor",
     "PredictorInfo", "RecognizerOptions", "RecognizerTimings", "bundled_models",
     "load_predictor", "prepare_batch", "resolve_model",
+    "FaceTracks", "IoUTracker", "StreamOptions", "StreamRecognizer", "StreamResult",
+    "TimestampError", "TrackedFace",
 ]

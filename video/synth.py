@@ -1,0 +1,71 @@
+"""Synthetic test clips: a photo panned and zoomed over a gray background, encoded by PyAV.
+
+Tests and the speed measurement make their own videos with :func:`make_clip`, so they need
+no footage from outside. ``hidden`` frames cover the photo (the face disappears), to check
+that tracks survive short misses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime.image import read_image
+from .io import import_av
+
+#: The default photo: Grace Hopper, from the app's public-domain examples.
+DEFAULT_PHOTO = Path(str(files("emotion_edge.app") / "examples" / "grace_hopper.jpg"))
+
+
+def clip_frames(photo: str | Path = DEFAULT_PHOTO, *, frames: int = 30, width: int = 640,
+                height: int = 480, hidden: frozenset[int] = frozenset(),
+                zoom: tuple[float, float] = (0.8, 1.0)) -> Iterator[np.ndarray]:
+    """RGB frames: ``photo`` scaled from ``zoom[0]`` to ``zoom[1]`` of the frame height
+    while it moves from the left third to the right third of the frame; frames in
+    ``hidden`` show the background only."""
+    from PIL import Image
+
+    image = Image.fromarray(read_image(photo)).convert("RGB")
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        canvas = Image.new("RGB", (width, height), (128, 128, 128))
+        if i not in hidden:
+            side = height * (zoom[0] + (zoom[1] - zoom[0]) * t)
+            size = (max(1, round(side * image.width / image.height)), max(1, round(side)))
+            centre_x = width * (1 / 3 + t / 3)
+            left = round(centre_x - size[0] / 2)
+            top = round((height - size[1]) / 2)
+            canvas.paste(image.resize(size, Image.Resampling.BILINEAR), (left, top))
+        yield np.asarray(canvas)
+
+
+def write_clip(path: str | Path, frames: Iterator[np.ndarray], fps: int = 30,
+               codec: str = "libx264") -> Path:
+    """Encode RGB ``frames`` to ``path`` at ``fps`` with ``codec`` (yuv420p)."""
+    av = import_av()
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        stream = None
+        for rgb in frames:
+            if stream is None:
+                stream = container.add_stream(codec, rate=fps)
+                stream.height, stream.width = rgb.shape[:2]
+                stream.pix_fmt = "yuv420p"
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        if stream is not None:
+            for packet in stream.encode():
+                container.mux(packet)
+    return path
+
+
+def make_clip(path: str | Path, *, photo: str | Path = DEFAULT_PHOTO, seconds: float = 1.0,
+              fps: int = 30, width: int = 640, height: int = 480,
+              hidden: frozenset[int] = frozenset(), codec: str = "libx264") -> Path:
+    """A clip of ``photo`` panned and zoomed for ``seconds`` (see :func:`clip_frames`)."""
+    frames = clip_frames(photo, frames=round(seconds * fps), width=width, height=height,
+                         hidden=hidden)
+    return write_clip(path, frames, fps, codec)
