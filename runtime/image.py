@@ -122,8 +122,10 @@ def _from_pil(img, name: str) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = _pixels(img).astype(np.int64)
-    elif mode in ("L", "LA", "La", "1", "RGB", "F"):  # 2-channel modes keep the gray channel
+    elif mode in ("L", "LA", "1", "RGB", "F"):  # LA keeps the gray channel
         arr = _pixels(img)
+    elif mode == "La":  # premultiplied by alpha: undo that first
+        arr = _pixels(img, "LA")
     else:  # P, PA, RGBA, RGBa, CMYK, YCbCr, ...
         arr = _pixels(img, "RGB")
     return _normalise_array(arr, name)

@@ -1,12 +1,19 @@
-"""Edge cases of user input: EXIF orientation, bad sidecar types, names vs paths, options."""
+"""Edge cases of user input: EXIF orientation, bad sidecar types, names vs paths, options,
+and images that are huge, malformed, not files, or of odd kinds."""
 
 from __future__ import annotations
+
+import io
+import os
+import signal
+import struct
+import zlib
 
 import numpy as np
 import pytest
 from emotion_edge.runtime.bundled import bundled_models, models_dir, resolve_model
-from emotion_edge.runtime.errors import ConfigError, ModelLoadError
-from emotion_edge.runtime.image import read_image
+from emotion_edge.runtime.errors import BadImageError, ConfigError, ModelLoadError
+from emotion_edge.runtime.image import MAX_PIXELS, read_image
 from emotion_edge.runtime.sidecar import InputSpec
 from PIL import Image
 
@@ -65,3 +72,97 @@ def test_recognizer_refuses_tiling_without_detection():
         pytest.skip("no bundled model")
     with pytest.raises(ConfigError, match="tiling"):
         EmotionRecognizer(RecognizerOptions(detect_faces=False, tiling=2))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG claiming ``width`` x ``height`` RGB pixels, with almost no pixel data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("width, height", [(28_000, 28_000), (19_999, 19_999), (10_000, 5_001)])
+def test_huge_images_are_refused_from_the_header(width, height):
+    assert width * height > MAX_PIXELS
+    with pytest.raises(BadImageError, match="too large"):
+        read_image(png_header(width, height))
+
+
+def test_the_limit_holds_for_lazy_pil_images_and_not_below_it():
+    with pytest.warns(Image.DecompressionBombWarning):  # Pillow only warns at this size
+        lazy = Image.open(io.BytesIO(png_header(10_000, 9_000)))
+    with pytest.raises(BadImageError, match="too large"):
+        read_image(lazy)
+    with pytest.raises(BadImageError, match="not a readable image"):  # decoded: truncated
+        read_image(png_header(10_000, 5_000))
+
+
+def test_a_named_pipe_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    signal.alarm(20)  # a regression would block in open(): fail instead of hanging
+    try:
+        with pytest.raises(BadImageError, match="not a regular file"):
+            read_image(fifo)
+    finally:
+        signal.alarm(0)
+
+
+class _BytesPath(os.PathLike):
+    def __init__(self, path):
+        self.path = path
+
+    def __fspath__(self):
+        return os.fsencode(self.path)
+
+
+def _closed_image():
+    image = Image.new("RGB", (8, 8))
+    image.close()
+    return image
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: tmp / ("x" * 300 + ".png"), "cannot open"),
+    (lambda tmp: str(tmp / "a\0b.png"), "cannot open"),
+    (lambda tmp: _BytesPath(tmp / "absent.png"), "no such file"),
+    (lambda tmp: tmp, "is a folder"),
+    (lambda tmp: b"qoif" + b"\x00\x00\x00\x10" * 2 + b"\x03\x00", "not a readable image"),
+    (lambda tmp: b"\x00" * 64, "unknown or unsupported format"),
+    (lambda tmp: _closed_image(), "closed image"),
+    (lambda tmp: np.zeros((8, 8), "m8[s]"), "unsupported array dtype"),
+    (lambda tmp: np.zeros((8, 8), object), "unsupported array dtype"),
+    (lambda tmp: np.full((8, 8, 3), np.nan, np.float32), "NaN or infinite"),
+    (lambda tmp: np.full((8, 8), np.inf), "NaN or infinite"),
+    (lambda tmp: 42, "expected a path"),
+])
+def test_bad_inputs_are_bad_image_errors(tmp_path, make, message):
+    with pytest.raises(BadImageError, match=message):
+        read_image(make(tmp_path))
+
+
+def test_odd_but_valid_inputs_are_read(tmp_path):
+    gray_alpha = Image.fromarray(np.full((8, 8, 2), 200, np.uint8), "LA")
+    for image in (gray_alpha, gray_alpha.convert("La"), np.full((8, 8, 2), 200, np.uint8)):
+        np.testing.assert_array_equal(read_image(image), np.full((8, 8), 200, np.uint8))
+    # wide integers keep their top 8 bits (without wrapping); negatives are black
+    wide = np.array([[2**40, 2**39], [0, -5]], np.int64)
+    np.testing.assert_array_equal(read_image(wide), [[128, 64], [0, 0]])
+    path = tmp_path / "ok.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(path)
+    np.testing.assert_array_equal(read_image(_BytesPath(path))[0, 0], [10, 20, 30])
+    lazy = Image.open(path)  # opened, not loaded
+    np.testing.assert_array_equal(read_image(lazy)[0, 0], [10, 20, 30])
+
+
+def test_large_images_convert_strip_by_strip():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (1500, 40, 3), np.uint8)  # several 512-row strips
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert("P", palette=Image.Palette.ADAPTIVE).save(buffer, "PNG")
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    np.testing.assert_array_equal(read_image(buffer.getvalue()), expected)
