@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
+
+from ..runtime.draw import LabelledBox, draw_boxes
 
 #: One colour per emotion, used for boxes and bars alike.
 EMOTION_COLOURS: dict[str, str] = {
@@ -43,13 +44,6 @@ def fit_for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.n
     return resize(image, max(1, round(width * ratio)), max(1, round(height * ratio)))
 
 
-@lru_cache(maxsize=8)
-def _font(size: int):
-    from PIL import ImageFont
-
-    return ImageFont.load_default(size=size)
-
-
 def annotate(image: np.ndarray, faces: Sequence,
              min_side: int = DISPLAY_MIN_SIDE) -> np.ndarray:
     """An RGB copy of ``image`` with each face boxed in its emotion's colour and labelled
@@ -57,32 +51,10 @@ def annotate(image: np.ndarray, faces: Sequence,
 
     Images smaller than ``min_side`` on their longer side are enlarged first (0: never).
     """
-    from PIL import Image, ImageDraw
-
-    canvas = Image.fromarray(image).convert("RGB")
-    zoom = max(1.0, min_side / max(canvas.size))
-    if zoom > 1.0:
-        canvas = canvas.resize((round(canvas.width * zoom), round(canvas.height * zoom)),
-                               Image.Resampling.BICUBIC)
-    draw = ImageDraw.Draw(canvas)
-    side = max(canvas.size)
-    line = max(2, round(side / 240))
-    font = _font(max(12, round(side / 28)))
-    for number, face in enumerate(faces, start=1):
-        x0, y0, x1, y1 = (float(v) * zoom for v in face.box)
-        colour = colour_of(face.label)
-        draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
-        text = f"{number} {face.label} {face.score:.0%}"
-        if draw.textlength(text, font=font) > max(x1 - x0, 1) * 1.2:
-            text = str(number)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        pad = max(2, line)
-        box_w, box_h = right - left + 2 * pad, bottom - top + 2 * pad
-        tx = min(max(x0, 0), canvas.width - box_w)
-        ty = y0 - box_h if y0 - box_h >= 0 else min(y1, canvas.height - box_h)
-        draw.rectangle((tx, ty, tx + box_w, ty + box_h), fill=colour)
-        draw.text((tx + pad - left, ty + pad - top), text, fill="white", font=font)
-    return np.asarray(canvas)
+    boxes = [LabelledBox(tuple(face.box), f"{number} {face.label} {face.score:.0%}",
+                         colour_of(face.label), short_text=str(number))
+             for number, face in enumerate(faces, start=1)]
+    return draw_boxes(image, boxes, min_side=min_side)
 
 
 def _bar(label: str, probability: float, top: bool) -> str:

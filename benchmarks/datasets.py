@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.datasets import Split, load_split
+from ..data.sampling import stratified_indices
 from ..runtime.errors import DataError
 from ..runtime.sidecar import InputSpec
 
@@ -57,21 +58,6 @@ def eval_sets(paths: tuple[str, ...]) -> list[EvalSet]:
     return out
 
 
-def stratified_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Sorted indices of ``n`` items keeping each class's share (largest remainders)."""
-    if n >= len(y):
-        return np.arange(len(y))
-    classes, counts = np.unique(y, return_counts=True)
-    quota = counts * n / len(y)
-    take = np.floor(quota).astype(int)
-    for i in np.argsort(-(quota - take))[: n - take.sum()]:
-        take[i] += 1
-    rng = np.random.default_rng(seed)
-    picked = [rng.choice(np.flatnonzero(y == c), size=k, replace=False)
-              for c, k in zip(classes, take, strict=True) if k]
-    return np.sort(np.concatenate(picked))
-
-
 class CropStore:
     """Crops of each evaluation set per (input size, channels, labels), saved as ``.npy`` for the
     child processes; a set that cannot be read is remembered with its reason."""
@@ -109,7 +95,7 @@ class CropStore:
             return f"{data.path}: cannot read ({exc})"
         if len(split) == 0:
             return f"{data.path}: no images of the model's labels {list(labels)}"
-        keep = stratified_sample(split.y, self.sample, self.seed) if self.sample else None
+        keep = stratified_indices(split.y, self.sample, self.seed) if self.sample else None
         x, y = (split.x, split.y) if keep is None else (split.x[keep], split.y[keep])
         path = self.folder / f"crops-{number}.npy"
         np.save(path, x)

@@ -36,6 +36,7 @@ from ..data.benchmark import (
     Throughput,
 )
 from ..data.metrics import classification_report
+from ..data.versions import installed_version, installed_versions
 from ..runtime.errors import DataError
 from ..runtime.image import IMAGE_SUFFIXES
 from ..runtime.sidecar import InputSpec
@@ -99,13 +100,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def environment() -> Environment:
     """The machine and software a benchmark ran on (no engine is imported here)."""
     return Environment(
@@ -113,7 +107,7 @@ def environment() -> Environment:
         cpu=cpu_model(), cores=os.cpu_count(), machine=platform.machine(),
         os=platform.platform(), python=platform.python_version(),
         load_average_start=_load_average(),
-        packages={name: _version(name) for name in PACKAGES})
+        packages=installed_versions(PACKAGES))
 
 
 def _load_average() -> list[float] | None:
@@ -127,7 +121,7 @@ def _load_average() -> list[float] | None:
 def engine_version(module: str) -> str | None:
     """Version of the distribution that provides import name ``module``."""
     dists = metadata.packages_distributions().get(module.split(".")[0], [])
-    return next((v for v in map(_version, dists) if v), None)
+    return installed_version(*dists)
 
 
 def find_photos(folder: str | None) -> tuple[list[str], str | None]:

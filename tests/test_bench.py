@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from artifacts import make_keras, make_onnx, make_tflite
-from emotion_edge.benchmarks.datasets import stratified_sample
 from emotion_edge.benchmarks.peer import FETCH_COMMAND, labels_from_source
 from emotion_edge.benchmarks.plots import PLOTS, pareto_front
 from emotion_edge.benchmarks.report import README_END, README_START
 from emotion_edge.data.benchmark import BenchmarkResult
 from emotion_edge.data.evaluate import evaluate
+from emotion_edge.data.sampling import stratified_indices
 from emotion_edge.runtime.errors import DataError
 from emotion_edge.runtime.formats import Backend
 from PIL import Image
@@ -175,7 +175,7 @@ def test_bad_options_are_clear_errors(tmp_path, capsys):
 
 def test_stratified_sample_keeps_class_shares():
     y = np.repeat(np.arange(7), [491, 55, 528, 879, 594, 416, 626])
-    keep = stratified_sample(y, 500, seed=0)
+    keep = stratified_indices(y, 500, seed=0)
     assert len(keep) == len(set(keep)) == 500
     shares = np.bincount(y[keep], minlength=7) / 500
     assert np.abs(shares - np.bincount(y) / len(y)).max() < 0.003
