@@ -29,6 +29,14 @@ SUBCOMMANDS = {
     "video": ("emotion_edge.video.cli", "follow faces and their emotions through a video"),
 }
 
+#: the extra that brings what a subcommand's stage needs beyond the base install
+COMMAND_EXTRAS = {"train": "train", "export": "export", "bench": "bench", "app": "app",
+                  "video": "video"}
+#: for the other subcommands, the extra that brings a missing module (``info --models``)
+MODULE_EXTRAS = {"tensorflow": "keras", "keras": "keras", "ai_edge_litert": "tflite",
+                 "onnxruntime": "onnx", "cv2": "opencv", "gradio": "app",
+                 "matplotlib": "bench", "av": "video"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: global options and the subcommand list, importing no stage."""
@@ -63,21 +71,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def missing_extra(exc: ModuleNotFoundError, command: str) -> str | None:
+    """The one-line message for a third-party module that is not installed (None for one of
+    our own modules: that is a bug, not a missing extra)."""
+    module = (exc.name or "").split(".")[0]
+    if not module or module == "emotion_edge":
+        return None
+    extra = COMMAND_EXTRAS.get(command) or MODULE_EXTRAS.get(module, "all")
+    return (f"emotion-edge {command}: error: this needs the [{extra}] extra ({module} is not "
+            f"installed); install it with: pip install 'emotion-edge[{extra}]'")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import EmotionEdgeError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = parse_args(argv)
-    if not args.command:
-        build_parser().print_help()
-        return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        args = parse_args(argv)
+        if not args.command:
+            build_parser().print_help()
+            return 2
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(levelname)s %(name)s: %(message)s")
+        code = int(importlib.import_module(args._module).run(args) or 0)
+        sys.stdout.flush()  # a closed pipe fails here, inside the try
+        return code
     except EmotionEdgeError as exc:
-        print(f"emotion-edge {args.command}: error: {exc}", file=sys.stderr)
+        print(f"emotion-edge {command}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        message = missing_extra(exc, command)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `emotion-edge predict … | head -1`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
-        print(f"emotion-edge {args.command}: interrupted", file=sys.stderr)
+        print(f"emotion-edge {command}: interrupted", file=sys.stderr)
         return 130
