@@ -165,7 +165,8 @@ class FaceTracks:
             self._smoothed[track_id] = _Smoothed(probs, time_s)
             return
         weight = ema_weight(time_s - state.time_s, self.options.smoothing_s)
-        state.probabilities = state.probabilities + weight * (probs - state.probabilities)
+        state.probabilities = probs if weight >= 1.0 else (
+            state.probabilities + weight * (probs - state.probabilities))
         state.time_s = time_s
 
     def _face(self, track_id: int, box: Box, raw: FaceResult | None) -> TrackedFace:

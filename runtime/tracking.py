@@ -138,7 +138,8 @@ class IoUTracker:
         dt = time_s - track.seen_s
         if dt > 0:
             measured = (box - track.box) / dt
-            track.velocity += self.velocity_weight * (measured - track.velocity)
+            weight = 1.0 if track.hits == 1 else self.velocity_weight  # first: no estimate yet
+            track.velocity += weight * (measured - track.velocity)
         track.box = box.copy()
         track.seen_s = time_s
         track.hits += 1

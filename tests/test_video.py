@@ -1,0 +1,196 @@
+"""emotion-edge video: clips made here with PyAV (a demo photo panned and zoomed), outputs
+checked by value against the photo recognizer, staged writes, Ctrl-C and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from emotion_edge.runtime import EmotionRecognizer, RecognizerOptions, StreamOptions  # noqa: E402
+from emotion_edge.runtime.errors import ConfigError  # noqa: E402
+from emotion_edge.video import (  # noqa: E402
+    EmptyVideoError,
+    NotAVideoError,
+    TruncatedVideoError,
+    VideoOptions,
+    VideoTargets,
+    analyze_video,
+)
+from emotion_edge.video.io import VideoReader  # noqa: E402
+from emotion_edge.video.synth import DEFAULT_PHOTO, make_clip  # noqa: E402
+
+from emotion_edge.cli import main  # noqa: E402
+
+FPS = 15
+FRAMES = 24
+RECOGNIZER = RecognizerOptions(detector="blazeface", threads=1)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    return make_clip(path, seconds=FRAMES / FPS, fps=FPS, width=320, height=240,
+                     hidden=frozenset({9, 10}))
+
+
+def targets(folder, **kwargs) -> VideoTargets:
+    return VideoTargets(out=folder / "out.mp4", csv=folder / "faces.csv",
+                        json=folder / "summary.json", plot=folder / "timeline.png", **kwargs)
+
+
+def read_csv(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_outputs_match_the_photo_recognizer_and_a_hand_smoothing(clip, tmp_path):
+    tau = 0.4
+    options = VideoOptions(StreamOptions(RECOGNIZER, smoothing_s=tau))
+    run = analyze_video(clip, options, targets(tmp_path))
+    assert set(run.written) == {"out", "csv", "json", "plot"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "faces.csv", "out.mp4", "summary.json", "timeline.png"]  # no temporary files left
+
+    with VideoReader(clip) as reader, EmotionRecognizer(RECOGNIZER) as photo:
+        expected = {i: photo.analyze(frame) for i, (frame, _) in enumerate(reader.frames())}
+    rows = read_csv(tmp_path / "faces.csv")
+    assert [int(r["frame"]) for r in rows] == [i for i in range(FRAMES) if i not in (9, 10)]
+    labels = photo.labels
+    smoothed, last_t = None, None
+    for row in rows:
+        frame = int(row["frame"])
+        (face,) = expected[frame]
+        assert float(row["time_s"]) == pytest.approx(frame / FPS, abs=1e-4)
+        assert row["track_id"] == "1"
+        assert [float(row[k]) for k in ("x0", "y0", "x1", "y1")] == pytest.approx(
+            face.box, abs=0.051)
+        raw = np.array([face.probabilities[k] for k in labels])
+        assert [float(row[f"raw_{k}"]) for k in labels] == pytest.approx(raw.tolist(),
+                                                                         abs=6e-5)
+        assert row["raw_label"] == face.label
+        t = frame / FPS
+        smoothed = raw if smoothed is None else (
+            smoothed + (1 - math.exp(-(t - last_t) / tau)) * (raw - smoothed))
+        last_t = t
+        assert [float(row[f"smoothed_{k}"]) for k in labels] == pytest.approx(smoothed.tolist(),
+                                                                              abs=6e-5)
+        assert row["label"] == labels[int(np.argmax(smoothed))]
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["frames_read"] == FRAMES and summary["frames_analysed"] == FRAMES
+    assert summary["video_seconds"] == pytest.approx(FRAMES / FPS, abs=1e-3)
+    assert summary["interrupted"] is False and summary["encoder"] == "libx264"
+    (track,) = summary["tracks"]
+    assert track["first_s"] == 0.0 and track["last_s"] == pytest.approx((FRAMES - 1) / FPS,
+                                                                        abs=1e-3)
+    counts = {k: sum(r["label"] == k for r in rows) for k in labels}
+    assert track["frames"] == len(rows) == FRAMES - 2
+    assert track["dominant"] == max(counts, key=counts.get)
+    assert track["share"] == pytest.approx({k: counts[k] / len(rows) for k in labels},
+                                           abs=1e-4)
+    assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_annotated_video_has_every_frame_at_the_same_size_and_rate(clip, tmp_path):
+    analyze_video(clip, VideoOptions(StreamOptions(RECOGNIZER)),
+                  VideoTargets(out=tmp_path / "out.mp4"))
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        assert stream.codec_context.name == "h264" and float(stream.average_rate) == FPS
+    assert len(frames) == FRAMES and frames[0].shape == (240, 320, 3)
+    with VideoReader(clip) as reader:
+        (first, _), *_ = reader.frames()
+    # boxes are drawn: the annotated frame differs from the source clearly but locally
+    changed = np.abs(frames[0].astype(int) - first.astype(int)).max(axis=2) > 60
+    assert 0.005 < changed.mean() < 0.2
+
+
+def test_every_third_frame_is_analysed(clip, tmp_path):
+    options = VideoOptions(StreamOptions(RECOGNIZER, detect_every=3))
+    run = analyze_video(clip, options, VideoTargets(csv=tmp_path / "f.csv"))
+    assert run.summary["frames_read"] == FRAMES and run.summary["frames_analysed"] == 8
+    frames = [int(r["frame"]) for r in read_csv(tmp_path / "f.csv")]
+    assert frames == [0, 3, 6, 12, 15, 18, 21]  # frame 9 is hidden: no face there
+
+
+def test_start_and_end_choose_a_time_range(clip, tmp_path):
+    options = VideoOptions(StreamOptions(RECOGNIZER), start_s=0.4, end_s=1.0)
+    run = analyze_video(clip, options, VideoTargets(csv=tmp_path / "f.csv"))
+    frames = [float(r["time_s"]) for r in read_csv(tmp_path / "f.csv")]
+    assert run.summary["frames_read"] == 10  # frames 6..15 at 15 fps
+    assert frames[0] == pytest.approx(0.4) and frames[-1] == pytest.approx(1.0)
+
+
+def test_ctrl_c_leaves_complete_playable_outputs(clip, tmp_path):
+    def stop_at_ten(result):
+        if result.frame_index == 10:
+            raise KeyboardInterrupt
+
+    run = analyze_video(clip, VideoOptions(StreamOptions(RECOGNIZER)), targets(tmp_path),
+                        on_frame=stop_at_ten)
+    assert run.interrupted
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["frames_read"] == 11
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 11
+    assert [int(r["frame"]) for r in read_csv(tmp_path / "faces.csv")] == list(range(9))
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_existing_outputs_are_never_replaced_without_overwrite(clip, tmp_path):
+    (tmp_path / "faces.csv").write_text("mine\n")
+    with pytest.raises(ConfigError, match="already exists; pass --overwrite"):
+        analyze_video(clip, VideoOptions(StreamOptions(RECOGNIZER)), targets(tmp_path))
+    assert (tmp_path / "faces.csv").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.csv"]
+    analyze_video(clip, VideoOptions(StreamOptions(RECOGNIZER)),
+                  targets(tmp_path, overwrite=True))
+    assert read_csv(tmp_path / "faces.csv")[0]["frame"] == "0"
+
+
+def test_a_failed_run_leaves_no_files(tmp_path):
+    with pytest.raises(NotAVideoError):
+        analyze_video(DEFAULT_PHOTO, VideoOptions(StreamOptions(RECOGNIZER)),
+                      targets(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_inputs_get_typed_errors(clip, tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 20)
+    truncated = tmp_path / "cut.mp4"
+    data = clip.read_bytes()
+    truncated.write_bytes(data[:len(data) // 3])
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    for path, error, words in [(text, NotAVideoError, "not a video"),
+                               (DEFAULT_PHOTO, NotAVideoError, "still image"),
+                               (truncated, TruncatedVideoError, "damaged or truncated"),
+                               (empty, EmptyVideoError, "empty")]:
+        with pytest.raises(error, match=words):
+            VideoReader(path)
+    with VideoReader(clip) as reader, pytest.raises(EmptyVideoError, match="--start"):
+        list(reader.frames(start_s=30.0))
+    with pytest.raises(ConfigError, match="no such file"):
+        VideoReader(tmp_path / "missing.mp4")
+
+
+def test_cli_writes_outputs_and_reports_errors(clip, tmp_path, capsys):
+    summary = tmp_path / "s.json"
+    code = main(["video", str(clip), "--json", str(summary), "--every", "2",
+                 "--detector", "blazeface", "--threads", "1", "--no-progress"])
+    assert code == 0
+    assert json.loads(summary.read_text())["frames_analysed"] == FRAMES // 2
+    assert "24 frames read, 12 analysed" in capsys.readouterr().out
+    assert main(["video", str(clip), "--json", str(summary), "--no-progress"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["video", str(DEFAULT_PHOTO), "--no-progress"]) == 2
+    assert "not a video" in capsys.readouterr().err
+    assert main(["video", str(clip), "--start", "2", "--end", "1"]) == 2
