@@ -4,10 +4,15 @@ and images that are huge, malformed, not files, or of odd kinds."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import struct
+import subprocess
+import sys
 import zlib
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,3 +171,62 @@ def test_large_images_convert_strip_by_strip():
     Image.fromarray(pixels).convert("P", palette=Image.Palette.ADAPTIVE).save(buffer, "PNG")
     expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
     np.testing.assert_array_equal(read_image(buffer.getvalue()), expected)
+
+
+#: what a ``[tflite]``-only install lacks, blocked in a child process
+NOT_IN_TFLITE = ("tensorflow", "keras", "gradio", "gradio_client", "matplotlib", "onnxruntime",
+                 "onnx", "tf2onnx", "cv2", "av", "openvino")
+BLOCKER = f"""
+import importlib.abc, sys
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {NOT_IN_TFLITE!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Blocker())
+from emotion_edge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+MISSING_EXTRA_COMMANDS = [
+    (["app"], "app"), (["bench", "--quick"], "bench"), (["info", "--models"], "keras"),
+    (["train", "--data", "{csv}", "--model", "vgg_s2", "--out", "{tmp}/run"], "train"),
+]
+
+
+def _check_missing_extra(result, extra: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert f"pip install 'emotion-edge[{extra}]'" in lines[0]
+
+
+@pytest.mark.parametrize("argv, extra", MISSING_EXTRA_COMMANDS)
+def test_missing_extra_is_one_line_and_exit_2(argv, extra, tiny_csv, tmp_path):
+    argv = [a.format(csv=tiny_csv, tmp=tmp_path) for a in argv]
+    result = subprocess.run([sys.executable, "-c", BLOCKER, *argv], capture_output=True,
+                            text=True, timeout=300, check=False, cwd=tmp_path)
+    _check_missing_extra(result, extra)
+
+
+@pytest.mark.slow
+def test_missing_extras_in_a_tflite_only_venv(tmp_path, tiny_csv):
+    """A real ``[tflite]`` install (from the package index pip is set up with, ~1 minute)."""
+    repo = Path(__file__).resolve().parents[1]
+    run = partial(subprocess.run, capture_output=True, text=True, timeout=900, check=False)
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+                 str(repo)])
+    assert built.returncode == 0, built.stderr[-2000:]
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", str(venv)], check=True)
+    wheel = next(tmp_path.glob("emotion_edge-*.whl"))
+    installed = run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                     f"{wheel}[tflite]"])
+    if installed.returncode != 0:
+        pytest.skip(f"cannot install [tflite] here: {installed.stderr[-500:]}")
+    cli = str(venv / "bin" / "emotion-edge")
+    for argv, extra in MISSING_EXTRA_COMMANDS:
+        argv = [a.format(csv=tiny_csv, tmp=tmp_path) for a in argv]
+        _check_missing_extra(run([cli, *argv], cwd=tmp_path), extra)
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(photo)
+    result = run([cli, "predict", str(photo), "--no-detect", "--json"], cwd=tmp_path)
+    assert result.returncode == 0 and json.loads(result.stdout)[0]["status"] == "ok"
