@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.json not in (None, "-"):
+        if Path(args.json).is_dir():
+            raise ConfigError(f"--json {args.json}: is a folder; give the report's file name")
         if Path(args.json).exists() and not args.overwrite:
             raise ConfigError(f"{args.json} already exists; pass --overwrite to replace it")
         if not Path(args.json).resolve().parent.is_dir():

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_tiny_csv
 from emotion_edge.runtime.bundled import bundled_models, models_dir, resolve_model
 from emotion_edge.runtime.errors import BadImageError, ConfigError, ModelLoadError
 from emotion_edge.runtime.image import MAX_PIXELS, read_image
@@ -60,7 +61,7 @@ def test_predict_option_errors(tmp_path, capsys):
     assert "tiling" in capsys.readouterr().err
 
 
-def test_evaluate_option_errors(tiny_csv, tmp_path, capsys):
+def test_evaluate_option_errors(tiny_csv, tmp_path, capsys, monkeypatch):
     if not bundled_models():
         pytest.skip("no bundled model")
     assert main(["evaluate", "--data", str(tiny_csv), "--batch-size", "0"]) == 2
@@ -68,6 +69,13 @@ def test_evaluate_option_errors(tiny_csv, tmp_path, capsys):
     assert main(["evaluate", "--data", str(tiny_csv), "--json",
                  str(tmp_path / "missing" / "out.json")]) == 2
     assert "folder does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(tiny_csv), "--json", str(tmp_path),
+                 "--overwrite"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    empty_test = write_tiny_csv(tmp_path / "no_test.csv", rows_per_split=(7, 7, 0))
+    monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
+    assert main(["evaluate", "--data", str(empty_test)]) == 2
+    assert "'test' split has no rows" in capsys.readouterr().err
 
 
 def test_recognizer_refuses_tiling_without_detection():
