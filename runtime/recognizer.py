@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .detectors.registry import DEFAULT_DETECTOR
 from .errors import ConfigError
 from .image import ImageLike, read_image
 from .predictor import Predictor, load_predictor
@@ -32,23 +33,27 @@ class RecognizerOptions:
 
     model: a ``.tflite``/``.onnx``/``.keras`` path or a bundled model's name (None: default).
     detect_faces: False takes the whole image as one face (for photos that are face crops).
-    detector: a name from ``emotion_edge.runtime.detection.DETECTORS``.
+    detector: a name from ``emotion_edge.runtime.detectors.DETECTORS``; the default,
+        ``blazeface-pyramid``, finds faces from close-ups to group photos.
     min_face_size: ignore faces smaller than this many pixels (longer side).
     max_faces: classify at most this many faces, highest detection scores first.
     score_threshold: minimum detection score; None takes the detector's default.
-    tiling: 0 detects on the whole image; n also runs BlazeFace on overlapping tiles
-        (side = shorter image side / n) to find small faces in group photos.
+    tiling: ``blazeface``/``blazeface-full`` only: 0 detects on the whole image; n (1-4)
+        also runs on overlapping tiles (side = shorter image side / n).
+    pyramid_side: ``blazeface-pyramid`` only: longest side of its finest level (128-1280
+        pixels; None: 384). Larger finds smaller faces, in more time.
     """
 
     model: str | os.PathLike | None = None
     backend: str | None = None
     threads: int | None = None
     detect_faces: bool = True
-    detector: str = "blazeface"
+    detector: str = DEFAULT_DETECTOR
     min_face_size: float = 16.0
     max_faces: int | None = 20
     score_threshold: float | None = None
     tiling: int = 0
+    pyramid_side: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,13 +109,14 @@ class EmotionRecognizer:
         self.timings = RecognizerTimings()
 
     def _load_detector(self) -> Any:
-        from .detection import load_detector
+        from .detectors import build_detector
 
         opts = self.options
-        return load_detector(opts.detector, score_threshold=opts.score_threshold,
-                             min_face_size=opts.min_face_size, max_faces=opts.max_faces,
-                             threads=opts.threads or 1,
-                             **({"tiling": opts.tiling} if opts.tiling else {}))
+        extra = {"tiling": opts.tiling, "pyramid_side": opts.pyramid_side}
+        return build_detector(opts.detector, score_threshold=opts.score_threshold,
+                              min_face_size=opts.min_face_size, max_faces=opts.max_faces,
+                              threads=opts.threads or 1,
+                              **{k: v for k, v in extra.items() if v})
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -137,7 +143,7 @@ class EmotionRecognizer:
         if self._detector is None:
             crop, box = whole_image_as_face(pixels)
             return [crop], [box], [None]
-        from .detection import crop_face
+        from .alignment import crop_face
 
         detections = self._detector.detect(pixels)
         crops = [crop_face(pixels, d) for d in detections]

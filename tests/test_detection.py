@@ -1,23 +1,27 @@
-"""Face detection: BlazeFace (both ranges) and Haar on the demo photos, synthetic and huge
-images, gray input, eye-levelled crops, and the errors for bad names and missing engines."""
+"""Face detection: the registry, the default pyramid's bar (every face of the class photo,
+one per portrait, none in the cat, tight face crops), BlazeFace short/full range and Haar
+on the demo photos, synthetic and huge images, gray input, eye-levelled crops, sharing a
+detector between threads, and the errors for bad names, options and missing engines."""
 
 from __future__ import annotations
 
 import math
 import sys
+from importlib import resources
 
 import numpy as np
 import pytest
-from emotion_edge.runtime.detection import (
-    BLAZEFACE_MODELS,
+from emotion_edge.runtime.alignment import crop_face, eye_angle
+from emotion_edge.runtime.detectors import (
+    DEFAULT_DETECTOR,
     DETECTORS,
     Detection,
-    crop_face,
-    eye_angle,
-    load_detector,
-    ssd_anchors,
-    weighted_nms,
+    blazeface_full,
+    blazeface_short,
+    build_detector,
+    detector_names,
 )
+from emotion_edge.runtime.detectors.blazeface import drop_nested, ssd_anchors, weighted_nms
 from emotion_edge.runtime.errors import BackendUnavailableError, ConfigError
 from emotion_edge.runtime.image import read_image, resize, to_gray
 
@@ -26,7 +30,7 @@ pytest.importorskip("ai_edge_litert")
 
 @pytest.fixture(scope="module")
 def blazeface():
-    with load_detector("blazeface") as detector:
+    with build_detector("blazeface") as detector:
         yield detector
 
 
@@ -44,10 +48,15 @@ def _rotated(image: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def test_anchor_layout_matches_mediapipe():
-    assert len(ssd_anchors(BLAZEFACE_MODELS["blazeface"])) == 896
-    assert len(ssd_anchors(BLAZEFACE_MODELS["blazeface-full"])) == 2304
-    anchors = ssd_anchors(BLAZEFACE_MODELS["blazeface"])
+    short, full = blazeface_short.SPEC, blazeface_full.SPEC
+    assert len(ssd_anchors(short.layers, 128, 128)) == 896
+    assert len(ssd_anchors(full.layers, 192, 192)) == 2304
+    anchors = ssd_anchors(short.layers, 128, 128)
     np.testing.assert_allclose(anchors[:3], [[1 / 32, 1 / 32]] * 2 + [[3 / 32, 1 / 32]])
+    wide = ssd_anchors(short.layers, 128, 256)  # the pyramid's non-square inputs
+    assert len(wide) == 1792
+    np.testing.assert_allclose(wide[[0, 2, 64]], [[1 / 64, 1 / 32], [3 / 64, 1 / 32],
+                                                  [1 / 64, 3 / 32]])
 
 
 def test_weighted_nms_blends_overlapping_boxes():
@@ -63,7 +72,7 @@ def test_weighted_nms_blends_overlapping_boxes():
     ("grace_hopper.jpg", 1), ("astronaut.png", 1), ("chelsea.png", 0)])
 @pytest.mark.parametrize("name", ["blazeface", "blazeface-full"])
 def test_demo_portraits(demo_faces, name, photo, expected):
-    with load_detector(name) as detector:
+    with build_detector(name) as detector:
         faces = detector.detect(read_image(demo_faces / photo))
     assert len(faces) == expected
     for face in faces:
@@ -78,7 +87,7 @@ def test_demo_portraits(demo_faces, name, photo, expected):
 ])
 def test_group_photo(demo_faces, name, options, at_least):
     image = read_image(demo_faces / "nasa_astronaut_class.jpg")
-    with load_detector(name, **options) as detector:
+    with build_detector(name, **options) as detector:
         faces = detector.detect(image)
         cat = detector.detect(read_image(demo_faces / "chelsea.png"))
     assert at_least <= len(faces) <= 23
@@ -124,9 +133,9 @@ def test_huge_image_gives_boxes_in_original_pixels(demo_faces, blazeface):
 
 def test_max_faces_and_min_face_size(demo_faces):
     image = read_image(demo_faces / "nasa_astronaut_class.jpg")
-    with load_detector("blazeface-full", tiling=1, max_faces=5) as detector:
+    with build_detector("blazeface-full", tiling=1, max_faces=5) as detector:
         assert len(detector.detect(image)) == 5
-    with load_detector("blazeface-full", tiling=1, min_face_size=60) as detector:
+    with build_detector("blazeface-full", tiling=1, min_face_size=60) as detector:
         assert detector.detect(image) == []
 
 
@@ -174,7 +183,7 @@ def test_crop_levels_a_rotated_face(demo_faces, blazeface, degrees):
 
 def test_haar(demo_faces):
     pytest.importorskip("cv2")
-    with load_detector("haar") as detector:
+    with build_detector("haar") as detector:
         faces = detector.detect(read_image(demo_faces / "grace_hopper.jpg"))
         assert detector.detect(read_image(demo_faces / "chelsea.png")) == []
     assert len(faces) == 1 and faces[0].keypoints is None and faces[0].score >= 0.5
@@ -185,16 +194,110 @@ def test_haar(demo_faces):
 def test_haar_without_opencv(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
     with pytest.raises(BackendUnavailableError, match=r"emotion-edge\[opencv\]"):
-        load_detector("haar")
+        build_detector("haar")
 
 
 def test_bad_names_and_options():
     with pytest.raises(ConfigError, match="blazeface-full"):
-        load_detector("yolo")
-    assert set(DETECTORS) == {"blazeface", "blazeface-full", "haar"}
+        build_detector("yolo")
     with pytest.raises(ConfigError, match="valid options"):
-        load_detector("blazeface", thresold=0.5)
+        build_detector("blazeface", thresold=0.5)
     with pytest.raises(ConfigError, match="score_threshold"):
-        load_detector("blazeface", score_threshold=2)
+        build_detector("blazeface", score_threshold=2)
     with pytest.raises(ConfigError, match="tiling"):
-        load_detector("haar", tiling=1)
+        build_detector("haar", tiling=1)
+
+
+# --- the registry and the default --------------------------------------------------------
+
+def test_registry_lists_every_detector_default_first():
+    assert detector_names() == ("blazeface-pyramid", "blazeface", "blazeface-full", "haar")
+    assert DEFAULT_DETECTOR == "blazeface-pyramid"
+    for name, info in DETECTORS.items():
+        assert info.name == name and info.summary and info.files
+        if info.engine == "litert":
+            for file in info.files:
+                assert (resources.files("emotion_edge.runtime") / "detectors" / file).is_file()
+    assert DETECTORS["blazeface-pyramid"].extra_options == ("pyramid_side",)
+    assert DETECTORS["blazeface-full"].extra_options == ("tiling",)
+
+
+@pytest.fixture(scope="module")
+def default():
+    with build_detector() as detector:
+        yield detector
+
+
+@pytest.mark.parametrize("photo, expected", [
+    ("grace_hopper.jpg", 1), ("astronaut.png", 1), ("camera.png", 1), ("chelsea.png", 0)])
+def test_default_finds_one_face_per_portrait(demo_faces, default, photo, expected):
+    assert len(default.detect(read_image(demo_faces / photo))) == expected
+
+
+def test_default_finds_every_face_of_the_class_photo(demo_faces, default):
+    faces = default.detect(read_image(demo_faces / "nasa_astronaut_class.jpg"))
+    assert 21 <= len(faces) <= 23
+    with build_detector("blazeface-full", tiling=2) as reference:  # slow but finds all 23
+        expected = [f.box for f in reference.detect(
+            read_image(demo_faces / "nasa_astronaut_class.jpg"))]
+    matched = [max(_iou(f.box, e) for e in expected) for f in faces]
+    assert min(matched) > 0.4  # every face found is one of the 23, none is found twice
+    assert len({int(np.argmax([_iou(f.box, e) for e in expected])) for f in faces}) == len(
+        faces)
+
+
+def test_default_finds_tight_face_crops(fer_csv, default):
+    from emotion_edge.data.datasets import load_split
+
+    crops = load_split(fer_csv, "test").x[:40]
+    found = [len(default.detect(resize(np.ascontiguousarray(c), 256, 256))) for c in crops]
+    assert sum(n == 1 for n in found) >= 36 and max(found) == 1
+
+
+def test_pyramid_levels_follow_the_photo_size():
+    with build_detector() as small, build_detector(pyramid_side=1280) as large:
+        assert small.level_sides(640, 280) == [384.0]
+        assert small.level_sides(256, 256) == [256.0]  # never upscaled
+        assert small.level_sides(150, 100) == []        # the whole-photo run is enough
+        assert large.level_sides(1280, 720) == [1280.0, pytest.approx(1280 / 3)]
+
+
+def test_drop_nested_drops_face_parts_inside_a_better_face():
+    boxes = np.array([[0, 0, 100, 100], [10, 10, 40, 40], [90, 0, 190, 100]], float)
+    points = np.arange(36, dtype=float).reshape(3, 6, 2)
+    kept, kept_points, scores = drop_nested((boxes, points, np.array([0.95, 0.9, 0.8])), 0.5)
+    np.testing.assert_array_equal(kept, boxes[[0, 2]])  # neighbours overlapping 10% stay
+    np.testing.assert_array_equal(kept_points, points[[0, 2]])
+    np.testing.assert_array_equal(scores, [0.95, 0.8])
+    # a part scoring better than its face is kept (only better faces drop what is inside)
+    _, _, scores = drop_nested((boxes, points, np.array([0.9, 0.95, 0.8])), 0.5)
+    np.testing.assert_array_equal(scores, [0.95, 0.9, 0.8])
+
+
+@pytest.mark.parametrize("name, options, match", [
+    ("blazeface-full", {"tiling": 500}, r"tiling must be in \[0, 4\]"),
+    ("blazeface", {"tiling": -1}, r"tiling must be in \[0, 4\]"),
+    ("blazeface-pyramid", {"pyramid_side": 5000}, r"pyramid_side must be in \[128, 1280\]"),
+    ("blazeface-pyramid", {"pyramid_side": 64}, r"pyramid_side must be in \[128, 1280\]"),
+    ("blazeface-pyramid", {"max_side": 10}, r"max_side must be in \[64, 4096\]"),
+    ("blazeface-pyramid", {"tiling": 1}, "tiling is an option of the blazeface and "
+                                         "blazeface-full detector"),
+    ("blazeface", {"pyramid_side": 512}, "pyramid_side is an option of the blazeface-pyramid"),
+    ("haar", {"tiling": 1}, "not of 'haar'"),
+])
+def test_options_out_of_range_are_refused(name, options, match):
+    with pytest.raises(ConfigError, match=match):
+        build_detector(name, **options)
+
+
+def test_a_shared_detector_gives_serial_results_in_threads(demo_faces, default):
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = [read_image(demo_faces / p) for p in (
+        "nasa_astronaut_class.jpg", "grace_hopper.jpg", "chelsea.png", "camera.png")]
+    serial = [default.detect(p) for p in photos]
+    jobs = [i % len(photos) for i in range(64)]
+    with ThreadPoolExecutor(8) as pool:
+        threaded = list(pool.map(lambda i: default.detect(photos[i]), jobs))
+    for i, faces in zip(jobs, threaded, strict=True):
+        assert faces == serial[i]
