@@ -1,12 +1,17 @@
 """``emotion-edge app``: serve the Gradio page on localhost.
 
-Kept light: Gradio and the engines are imported only when the command runs.
+Kept light: Gradio and the engines are imported only when the command runs, after the
+options are checked (a bad port or thread count, or a port already in use, is refused before
+anything loads).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import socket
+
+from ..runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse a port outside 1-65535 or in use, and a thread count below 1."""
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    try:
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+                          "is another server using that port? Pick another with --port"
+                          ) from None
+
+
 def run(args: argparse.Namespace) -> int:
+    check_options(args)
     from .ui import build_app, launch, make_service
 
     service = make_service(models_dir=args.models_dir, model=args.model, threads=args.threads)

@@ -238,3 +238,17 @@ def test_missing_extras_in_a_tflite_only_venv(tmp_path, tiny_csv):
     Image.fromarray(np.full((64, 64), 128, np.uint8)).save(photo)
     result = run([cli, "predict", str(photo), "--no-detect", "--json"], cwd=tmp_path)
     assert result.returncode == 0 and json.loads(result.stdout)[0]["status"] == "ok"
+
+
+def test_app_refuses_bad_options_before_loading(capsys):
+    import socket
+
+    assert main(["app", "--port", "99999"]) == 2
+    assert "--port must be between 1 and 65535" in capsys.readouterr().err
+    assert main(["app", "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["app", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
