@@ -20,6 +20,7 @@ from ..data.benchmark import BenchmarkResult, Row
 from ..runtime.errors import BadImageError, DataError, EmotionEdgeError, NoFaceError
 from ..runtime.image import read_image
 from ..runtime.sidecar import read_sidecar
+from ..runtime.stream import FaceTracks
 from .catalog import ModelChoice, RecognizerPool
 from .render import annotate, fit_for_display
 
@@ -113,9 +114,11 @@ class AppService:
                         original_size=(pixels.shape[1], pixels.shape[0]),
                         analysed_size=(shown.shape[1], shown.shape[0]))
 
-    def stream(self, frame: np.ndarray | None, backend: str | None) -> tuple[Any, str]:
+    def stream(self, frame: np.ndarray | None, backend: str | None,
+               tracks: FaceTracks | None = None) -> tuple[Any, str]:
         """One webcam frame, annotated, and a status line. Never raises: a stream must go on
-        when one frame fails, so the error becomes the status line."""
+        when one frame fails, so the error becomes the status line. With ``tracks`` (one per
+        viewer) faces keep their track ids and labels are smoothed over time."""
         if frame is None:
             return None, "Waiting for the camera…"
         start = time.perf_counter()
@@ -124,12 +127,16 @@ class AppService:
             with self.pool.recognizer(backend, "blazeface") as recognizer:
                 faces = recognizer.analyze(pixels)
                 timings = recognizer.timings
+                if tracks is not None:
+                    now = max(time.monotonic(), (tracks.last_time_s or 0.0) + 1e-6)
+                    faces = list(tracks.observe(faces, now).faces)
         except EmotionEdgeError as exc:
             return frame, f"⚠️ {exc}"
         total = (time.perf_counter() - start) * 1e3
         if not faces:
             return pixels, f"No face in view · {total:.0f} ms per frame"
-        labels = ", ".join(f"{face.label} {face.score:.0%}" for face in faces)
+        labels = ", ".join((f"#{face.track_id} " if tracks is not None else "")
+                           + f"{face.label} {face.score:.0%}" for face in faces)
         return annotate(pixels, faces, min_side=0), (
             f"{labels} · detection {timings.detection_ms:.0f} ms · classification "
             f"{timings.classification_ms:.0f} ms · {total:.0f} ms per frame")

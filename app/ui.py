@@ -24,6 +24,7 @@ from ..runtime.errors import EmotionEdgeError  # noqa: E402
 from .catalog import DETECTORS, bundled_paths, default_choice, find_models  # noqa: E402
 from .render import CARDS_CSS, face_cards_html  # noqa: E402
 from .service import COMPARE_HEADERS, AppService, read_benchmark  # noqa: E402
+from .video_tab import live_stream, video_tab  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ def build_app(service: AppService, *, report: str | os.PathLike | None = DEFAULT
             _image_tab(service, backend, detector)
         with gr.Tab("Webcam", id="webcam"):
             _webcam_tab(service, backend)
+        with gr.Tab("Video", id="video"):
+            video_tab(service, backend, detector, _shielded)
         with gr.Tab("Compare", id="compare"):
             _compare_tab(service, backend, detector)
         with gr.Tab("About", id="about"):
@@ -155,7 +158,9 @@ def _webcam_tab(service: AppService, backend: gr.Dropdown) -> None:
                           elem_id="ee-camera")
         live = gr.Image(label="Live", interactive=False, elem_id="ee-live")
     live_status = gr.Markdown(elem_id="ee-live-status")
-    camera.stream(service.stream, [camera, backend], [live, live_status], stream_every=0.1,
+    tracks = gr.State(None)  # this viewer's face tracks (stream mode)
+    camera.stream(live_stream(service), [camera, backend, tracks], [live, live_status, tracks],
+                  stream_every=0.1,
                   concurrency_limit=4, show_progress="hidden", api_name="stream",
                   api_visibility="undocumented")
 

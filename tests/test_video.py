@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 av = pytest.importorskip("av")
 
 from emotion_edge.runtime import EmotionRecognizer, RecognizerOptions, StreamOptions  # noqa: E402
@@ -194,3 +197,61 @@ def test_cli_writes_outputs_and_reports_errors(clip, tmp_path, capsys):
     assert main(["video", str(DEFAULT_PHOTO), "--no-progress"]) == 2
     assert "not a video" in capsys.readouterr().err
     assert main(["video", str(clip), "--start", "2", "--end", "1"]) == 2
+
+
+# --- the app: Video tab and the webcam's stream mode ------------------------------------
+
+@pytest.fixture(scope="module")
+def app_service():
+    pytest.importorskip("gradio")
+    from emotion_edge.app.ui import make_service
+
+    service = make_service(model="default")
+    yield service
+    service.close()
+
+
+def test_video_tab_endpoint_returns_video_plot_csv_and_time(app_service, clip):
+    import socket
+
+    from emotion_edge.app.ui import build_app, launch
+    from gradio_client import Client, handle_file
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo = launch(build_app(app_service, report=None), port=port, block=False, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        video, plot, table, status = client.predict(
+            handle_file(str(clip)), app_service.default.key, "blazeface", api_name="/video")
+    finally:
+        demo.close()
+    with av.open(video) as container:
+        assert sum(1 for _ in container.decode(video=0)) == FRAMES
+    assert open(plot, "rb").read(4) == b"\x89PNG"
+    rows = read_csv(Path(table))
+    assert len(rows) == FRAMES - 2 and {r["track_id"] for r in rows} == {"1"}
+    assert f"{FRAMES} frames" in status and "fps" in status and "#1 mostly" in status
+
+
+def test_video_tab_says_what_is_wrong(app_service):
+    from emotion_edge.app.video_tab import analyze_clip
+
+    with pytest.raises(NotAVideoError):
+        analyze_clip(app_service, str(DEFAULT_PHOTO), app_service.default.key)
+
+
+def test_webcam_stream_mode_keeps_the_id_through_a_gap(app_service):
+    from emotion_edge.app.video_tab import live_stream
+    from emotion_edge.video.synth import clip_frames
+
+    handler = live_stream(app_service)
+    tracks = None
+    statuses = []
+    for frame in clip_frames(frames=12, width=320, height=240, hidden=frozenset({5, 6})):
+        image, status, tracks = handler(frame, app_service.default.key, tracks)
+        assert image.shape == (240, 320, 3)
+        statuses.append(status)
+    assert all(s.startswith("#1 ") for s in statuses), statuses
+    assert tracks.frames == 12 and [t.track_id for t in tracks.tracker.tracks] == [1]
