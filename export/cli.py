@@ -68,6 +68,8 @@ def _options(args: argparse.Namespace):
     for name in ("calibration_size", "parity_size", "qat_epochs"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: exists and is not a folder")
     return ExportOptions(
         out_dir=Path(args.out) if args.out else None,
         calibration_data=Path(args.calibration_data) if args.calibration_data else None,
