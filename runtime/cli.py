@@ -23,6 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .detectors import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    PYRAMID_SIDE_RANGE,
+    TILING_RANGE,
+    DetectorOptions,
+    detector_names,
+)
 from .errors import ConfigError, EmotionEdgeError
 from .formats import BACKENDS
 from .image import IMAGE_SUFFIXES, is_image_file
@@ -64,12 +72,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the engine")
     parser.add_argument("--no-detect", action="store_true",
                         help="take each whole image as one face (for face crops)")
-    parser.add_argument("--detector", default="blazeface",
-                        help="face detector: blazeface, blazeface-full (small faces) or haar")
+    parser.add_argument("--detector", choices=detector_names(), default=DEFAULT_DETECTOR,
+                        metavar="NAME", help="face detector: " + "; ".join(
+                            f"{name}: {info.summary}" for name, info in DETECTORS.items()))
     parser.add_argument("--tiling", type=int, default=0, metavar="N",
-                        help="also detect on overlapping tiles (1-2) to find small faces in "
-                             "group photos; with --detector blazeface-full --tiling 1 "
-                             "22 of the 23 faces of the NASA class photo are found")
+                        help=f"blazeface and blazeface-full only: also detect on overlapping "
+                             f"tiles of side (shorter side) / N, N in {TILING_RANGE[0]}-"
+                             f"{TILING_RANGE[1]} (0: off)")
+    parser.add_argument("--pyramid-side", type=int, default=None, metavar="PX",
+                        help=f"blazeface-pyramid only: longest side of its finest level, "
+                             f"{PYRAMID_SIDE_RANGE[0]}-{PYRAMID_SIDE_RANGE[1]} (default "
+                             f"{DetectorOptions.pyramid_side}); larger finds smaller faces")
     parser.add_argument("--score-threshold", type=float, default=None,
                         help="minimum face detection score (default: the detector's own)")
     output = parser.add_mutually_exclusive_group()
@@ -162,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
         _prepare_annotate_dir(args.annotate)
     options = RecognizerOptions(model=args.model, backend=args.backend, threads=args.threads,
                                 detect_faces=not args.no_detect, detector=args.detector,
-                                tiling=args.tiling, score_threshold=args.score_threshold)
+                                tiling=args.tiling, pyramid_side=args.pyramid_side,
+                                score_threshold=args.score_threshold)
     reports: list[FileReport] = []
     used_names: set[str] = set()
     with quiet_litert_banner():

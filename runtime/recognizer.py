@@ -36,7 +36,8 @@ class RecognizerOptions:
     detector: a name from ``emotion_edge.runtime.detectors.DETECTORS``; the default,
         ``blazeface-pyramid``, finds faces from close-ups to group photos.
     min_face_size: ignore faces smaller than this many pixels (longer side).
-    max_faces: classify at most this many faces, highest detection scores first.
+    max_faces: classify at most this many faces (default 64; a class photo has a couple of
+        dozen), highest detection scores first; None classifies all.
     score_threshold: minimum detection score; None takes the detector's default.
     tiling: ``blazeface``/``blazeface-full`` only: 0 detects on the whole image; n (1-4)
         also runs on overlapping tiles (side = shorter image side / n).
@@ -50,7 +51,7 @@ class RecognizerOptions:
     detect_faces: bool = True
     detector: str = DEFAULT_DETECTOR
     min_face_size: float = 16.0
-    max_faces: int | None = 20
+    max_faces: int | None = 64
     score_threshold: float | None = None
     tiling: int = 0
     pyramid_side: int | None = None
@@ -94,9 +95,10 @@ class EmotionRecognizer:
         self.options = options or RecognizerOptions()
         if self.options.max_faces is not None and self.options.max_faces < 1:
             raise ConfigError(f"max_faces must be >= 1 or None, got {self.options.max_faces}")
-        if not self.options.detect_faces and self.options.tiling:
-            raise ConfigError("tiling is an option of face detection; it cannot be used with "
-                              "detect_faces=False (--no-detect)")
+        for name in ("tiling", "pyramid_side"):
+            if not self.options.detect_faces and getattr(self.options, name):
+                raise ConfigError(f"{name} is an option of face detection; it cannot be used "
+                                  "with detect_faces=False (--no-detect)")
         self.predictor: Predictor = load_predictor(
             self.options.model, backend=self.options.backend, threads=self.options.threads)
         self._detector = None
