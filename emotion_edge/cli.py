@@ -27,11 +27,12 @@ SUBCOMMANDS = {
     "info": ("emotion_edge.info", "version, installed engines and bundled models"),
     "app": ("emotion_edge.app.cli", "serve the web app (Gradio) on localhost"),
     "video": ("emotion_edge.video.cli", "follow faces and their emotions through a video"),
+    "batch": ("emotion_edge.batch.cli", "recognise emotions on many photos with Ray Data"),
 }
 
 #: the extra that brings what a subcommand's stage needs beyond the base install
 COMMAND_EXTRAS = {"train": "train", "export": "export", "bench": "bench", "app": "app",
-                  "video": "video"}
+                  "video": "video", "batch": "ray"}
 #: for the other subcommands, the extra that brings a missing module (``info --models``)
 MODULE_EXTRAS = {"tensorflow": "keras", "keras": "keras", "ai_edge_litert": "tflite",
                  "onnxruntime": "onnx", "cv2": "opencv", "gradio": "app",
