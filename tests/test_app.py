@@ -90,7 +90,8 @@ def test_missing_engine_is_listed_as_unavailable_not_hidden(models_dir, monkeypa
     service.close()
 
 
-def test_predict_endpoint_boxes_and_labels_a_face(client):
+def test_predict_endpoint_boxes_and_labels_a_face(client, models_dir):
+    from emotion_edge.runtime import EmotionRecognizer, RecognizerOptions
     from gradio_client import handle_file
 
     image, cards, status, details = client.predict(
@@ -101,6 +102,13 @@ def test_predict_endpoint_boxes_and_labels_a_face(client):
     assert set(face) == {"box", "detection_score", "label", "score", "probabilities"}
     assert len(face["probabilities"]) == 7 and face["label"] in face["probabilities"]
     assert 'class="ee-card"' in cards and face["label"] in cards
+    # the page says what the runtime says on the same photo and model
+    options = RecognizerOptions(model=models_dir / "default.int8.tflite", detector="blazeface")
+    with EmotionRecognizer(options) as recognizer:
+        (expected,) = recognizer.analyze(PHOTO)
+    assert face["label"] == expected.label
+    assert face["score"] == pytest.approx(expected.score, abs=1e-4)
+    assert max(face["probabilities"], key=face["probabilities"].get) == face["label"]
 
 
 def test_predict_endpoint_reports_bad_input_as_a_message(client, tmp_path):

@@ -87,7 +87,8 @@ def test_json_follows_the_schema_and_its_figures_are_right(quick_report):
         assert None not in vars(run.latency).values() and len(run.latency.samples_ms) == 50
         assert run.latency.min_ms <= run.latency.p50_ms <= run.latency.max_ms
         assert run.peak_rss_mb > run.baseline_rss_mb > 0
-        assert run.throughput["64"].faces_per_s > 0
+        batch64 = run.throughput["64"]
+        assert batch64.faces_per_s == pytest.approx(64e3 / batch64.batch_ms, rel=1e-3)
         assert run.end_to_end.status == "ok" and run.end_to_end.photos[0].photo == "noise.png"
         acc = row.accuracy["fer2013-privatetest"]
         expected = evaluate(row.path, data.path, "test")  # the same model, scored another way

@@ -44,9 +44,16 @@ def test_info_json_lists_engines():
     out = subprocess.run([sys.executable, "-m", "emotion_edge", "info", "--json", "--formats"],
                          capture_output=True, text=True, check=True).stdout
     info = json.loads(out)
-    assert set(info["engines"]) == {"litert", "onnxruntime", "keras"}
+    from emotion_edge.runtime.formats import BACKENDS
+
+    assert list(info["engines"]) == list(BACKENDS)
+    assert {"litert", "onnxruntime", "keras"} <= set(info["engines"])
     assert info["engines"]["litert"]["extra"] == "tflite"
-    assert isinstance(info["bundled_models"], dict)
+    default = info["bundled_models"]["default.int8.tflite"]
+    path = REPO / "runtime" / "models" / "default.int8.tflite"
+    assert default["precision"] == "int8" and default["bytes"] == path.stat().st_size
+    assert default["accuracy"] == json.loads(path.with_name(path.name + ".json").read_text())[
+        "accuracy"]["privatetest"]
     assert {(f["format"], f["precision"]) for f in info["formats"]} >= {("tflite", "int8"),
                                                                        ("onnx", "int8")}
 
