@@ -24,6 +24,7 @@ seconds at 10 or 60 fps. The raw per-frame result stays on every face as ``raw``
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,7 +206,8 @@ class StreamRecognizer:
     """An :class:`EmotionRecognizer` in stream mode; a context manager.
 
     Pass ``recognizer`` to reuse one already loaded (it is then not closed here);
-    otherwise one is made from ``options.recognizer``.
+    otherwise one is made from ``options.recognizer``. ``tracking_ms`` is the time the
+    last :meth:`process` spent matching tracks and smoothing (after the recognizer's).
     """
 
     def __init__(self, options: StreamOptions | None = None, *,
@@ -214,6 +216,7 @@ class StreamRecognizer:
         self._owns = recognizer is None
         self.recognizer = recognizer or EmotionRecognizer(self.options.recognizer)
         self.tracks = FaceTracks(self.options)
+        self.tracking_ms = 0.0
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -224,9 +227,12 @@ class StreamRecognizer:
         """One frame (uint8 RGB or gray array) at its time: analysed when due, else tracked."""
         time_s = _seconds(timestamp_s, timestamp_ms)
         check_timestamp(time_s, self.tracks.last_time_s)
-        if not self.tracks.due():
-            return self.tracks.follow(time_s)
-        return self.tracks.observe(self.recognizer.analyze(frame), time_s)
+        due = self.tracks.due()
+        faces = self.recognizer.analyze(frame) if due else []
+        start = time.perf_counter()
+        result = self.tracks.observe(faces, time_s) if due else self.tracks.follow(time_s)
+        self.tracking_ms = (time.perf_counter() - start) * 1e3
+        return result
 
     def close(self) -> None:
         if self._owns:

@@ -59,12 +59,14 @@ class _Clock:
 
     decode: float = 0.0
     recognize: float = 0.0
+    track: float = 0.0
     encode: float = 0.0
 
     def per_frame_ms(self, frames: int) -> dict[str, float]:
         n = max(frames, 1)
         return {"decode": round(self.decode / n * 1e3, 3),
                 "recognize": round(self.recognize / n * 1e3, 3),
+                "track": round(self.track / n * 1e3, 3),
                 "draw_encode": round(self.encode / n * 1e3, 3)}
 
 
@@ -107,7 +109,9 @@ class _Pass:
                 self.log.write(self.read, result)
         if self.writer is not None:
             self.writer.write(draw_tracks(pixels, result.faces))
-        self.clock.recognize += recognized - start
+        tracking = self.stream.tracking_ms / 1e3
+        self.clock.recognize += recognized - start - tracking
+        self.clock.track += tracking
         self.clock.encode += time.perf_counter() - recognized
         self.first_s = time_s if self.first_s is None else self.first_s
         self.last_s = time_s
