@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from emotion_edge.cli import SUBCOMMANDS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -64,7 +66,8 @@ def test_no_command_prints_help():
 
 
 HEAVY = ("tensorflow", "keras", "gradio", "matplotlib", "emotion_edge.train",
-         "emotion_edge.export", "emotion_edge.benchmarks", "emotion_edge.app")
+         "emotion_edge.export", "emotion_edge.benchmarks", "emotion_edge.app",
+         "emotion_edge.video", "emotion_edge.batch")
 
 
 def _modules_loaded_by(argv: list[str]) -> set[str]:
@@ -89,3 +92,11 @@ def test_top_level_help_imports_no_stage(argv):
 def test_a_subcommand_imports_its_stage_only_when_it_runs():
     loaded = _modules_loaded_by(["app", "--help"])
     assert "emotion_edge.app" in loaded and "emotion_edge.train" not in loaded
+
+
+@pytest.mark.parametrize("command", list(SUBCOMMANDS))
+def test_a_subcommands_help_imports_no_engine_and_no_other_stage(command):
+    module = SUBCOMMANDS[command][0]
+    own_stage = ".".join(module.split(".")[:2])
+    loaded = _modules_loaded_by([command, "--help"])
+    assert {m for m in loaded if not m.startswith(own_stage)} == set()
