@@ -5,12 +5,16 @@ At a detection round, every track's box is predicted at the new time (constant v
 detections are matched to predictions greedily by IoU, best pair first (a handful of faces
 per frame makes the optimal Hungarian assignment unnecessary), unmatched detections open
 new tracks, and a track survives unmatched for ``max_miss_s`` seconds before it is
-dropped, so a face hidden for a frame or two keeps its id. Between detection rounds,
+dropped, so a face hidden for a frame or two keeps its id. A track that missed the last
+round may also take a detection that does not overlap its prediction but lies close to
+it (centre within ``max_distance`` box sides, similar size): a face that reappears from
+behind another, having moved meanwhile. Between detection rounds,
 :meth:`IoUTracker.predict` moves the boxes without detecting.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,17 +37,30 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
-def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """Pairs (row, column) of ``iou``, best overlap first, each row and column used once,
-    every pair overlapping by at least ``threshold``."""
+def centre_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance between the centres of every box in ``a`` (N, 4) and in ``b`` (M, 4), in
+    units of the mean side of the ``a`` box; infinite where the sizes differ more than 2x."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
+    b = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
+    side_a = ((a[..., 2] - a[..., 0]) + (a[..., 3] - a[..., 1])) / 2
+    side_b = ((b[..., 2] - b[..., 0]) + (b[..., 3] - b[..., 1])) / 2
+    shift = (a[..., :2] + a[..., 2:]) / 2 - (b[..., :2] + b[..., 2:]) / 2
+    distance = np.hypot(shift[..., 0], shift[..., 1]) / np.maximum(side_a, 1e-9)
+    similar = (side_b <= 2 * side_a) & (side_a <= 2 * side_b)
+    return np.where(similar, distance, np.inf)
+
+
+def greedy_match(score: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Pairs (row, column) of ``score``, highest first, each row and column used once,
+    every pair scoring at least ``threshold``."""
     pairs: list[tuple[int, int]] = []
-    if iou.size == 0:
+    if score.size == 0:
         return pairs
-    order = np.argsort(-iou, axis=None, kind="stable")
+    order = np.argsort(-score, axis=None, kind="stable")
     used_rows, used_cols = set(), set()
     for flat in order:
-        row, col = divmod(int(flat), iou.shape[1])
-        if iou[row, col] < threshold:
+        row, col = divmod(int(flat), score.shape[1])
+        if score[row, col] < threshold:
             break
         if row in used_rows or col in used_cols:
             continue
@@ -84,10 +101,12 @@ class IoUTracker:
     iou_threshold: a detection continues a track when they overlap at least this much.
     max_miss_s: an unmatched track is dropped once it has not been seen for longer.
     velocity_weight: how much of the newest velocity measurement enters the estimate.
+    max_distance: how far (in box sides) a detection may be from a missed track's
+        prediction and still continue it.
     """
 
     def __init__(self, iou_threshold: float = 0.3, max_miss_s: float = 0.5,
-                 velocity_weight: float = 0.5) -> None:
+                 velocity_weight: float = 0.5, max_distance: float = 0.75) -> None:
         if not 0.0 < iou_threshold < 1.0:
             raise ConfigError(f"iou_threshold must be in (0, 1), got {iou_threshold}")
         if max_miss_s < 0:
@@ -97,17 +116,17 @@ class IoUTracker:
         self.iou_threshold = iou_threshold
         self.max_miss_s = max_miss_s
         self.velocity_weight = velocity_weight
+        self.max_distance = max_distance
         self.tracks: list[Track] = []
         self._next_id = 1
+        self._last_round_s = -math.inf  # time of the previous update
 
     def update(self, boxes: np.ndarray, time_s: float) -> list[TrackUpdate]:
         """Match ``boxes`` (N, 4) detected at ``time_s``; returns every live track, matched
         ones at their detection, the rest at their prediction, in track-id order."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         predicted = np.array([t.predicted(time_s, self.max_miss_s) for t in self.tracks])
-        pairs = greedy_match(iou_matrix(predicted, boxes), self.iou_threshold) \
-            if self.tracks else []
-        matched = {row: col for row, col in pairs}
+        matched = self._match(predicted, boxes)
         updates, alive = [], []
         for row, track in enumerate(self.tracks):
             col = matched.get(row)
@@ -126,7 +145,22 @@ class IoUTracker:
                 alive.append(track)
                 updates.append(TrackUpdate(track.track_id, _as_box(track.box), col))
         self.tracks = alive
+        self._last_round_s = time_s
         return sorted(updates, key=lambda u: u.track_id)
+
+    def _match(self, predicted: np.ndarray, boxes: np.ndarray) -> dict[int, int]:
+        """Track row -> detection column: by IoU, then missed tracks by centre distance."""
+        if not self.tracks or not len(boxes):
+            return {}
+        matched = dict(greedy_match(iou_matrix(predicted, boxes), self.iou_threshold))
+        rows = [r for r, t in enumerate(self.tracks)
+                if r not in matched and t.seen_s < self._last_round_s]
+        cols = [c for c in range(len(boxes)) if c not in matched.values()]
+        if rows and cols:
+            distance = centre_distance(predicted[rows], boxes[cols])
+            for r, c in greedy_match(-distance, -self.max_distance):
+                matched[rows[r]] = cols[c]
+        return matched
 
     def predict(self, time_s: float) -> list[TrackUpdate]:
         """Every live track's box at ``time_s`` without detecting (between detection

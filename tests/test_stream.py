@@ -19,7 +19,7 @@ from emotion_edge.runtime import (
 )
 from emotion_edge.runtime.errors import ConfigError
 from emotion_edge.runtime.stream import ema_weight
-from emotion_edge.runtime.tracking import greedy_match, iou_matrix
+from emotion_edge.runtime.tracking import centre_distance, greedy_match, iou_matrix
 
 LABELS = ("angry", "happy", "neutral")
 
@@ -72,6 +72,26 @@ def test_tracker_keeps_an_id_through_a_short_miss_and_drops_it_after_max_miss():
     assert tracker.update(box, 3 / 30)[0].track_id == 1          # back after 2 frames
     assert tracker.update(np.zeros((0, 4)), 0.3) == []           # gone > 0.1 s: dropped
     assert tracker.update(box, 0.4)[0].track_id == 2             # a new id, never reused
+
+
+def test_centre_distance_in_box_sides_and_only_for_similar_sizes():
+    a = np.array([[0, 0, 10, 10]])
+    b = np.array([[6, 8, 16, 18], [0, 0, 20, 20], [0, 0, 30, 30]])
+    assert centre_distance(a, b)[0, :2] == pytest.approx([1.0, math.sqrt(50) / 10])
+    assert centre_distance(a, b)[0, 2] == np.inf  # 3x larger: never the same face
+
+
+def test_a_face_back_from_behind_another_keeps_its_id_if_it_is_near():
+    tracker = IoUTracker(max_miss_s=0.5, max_distance=0.75)
+    tracker.update(np.array([[0, 0, 50, 50]]), 0.0)
+    tracker.update(np.zeros((0, 4)), 0.1)                        # hidden
+    # back 30 px further (no overlap with the prediction, which stands still): same id
+    assert [(u.track_id, u.detection) for u in tracker.update(
+        np.array([[30, 0, 80, 50]]), 0.2)] == [(1, 0)]
+    # seen in the last round (now moving 150 px/s, predicted at x0 = 45): a detection
+    # 0.7 box sides away that hardly overlaps (IoU 0.18) is another face
+    ids = [u.track_id for u in tracker.update(np.array([[80, 0, 130, 50]]), 0.3)]
+    assert ids == [1, 2]
 
 
 def test_tracker_options_are_checked():
@@ -163,6 +183,23 @@ def test_stream_recognizer_keeps_one_id_through_motion_and_a_two_frame_gap(frame
         assert [f.raw for f in results[i].faces] == [None]
     assert all(r.faces and r.faces[0].raw is not None for i, r in enumerate(results)
                if i not in (9, 10))
+
+
+def test_two_crossing_faces_keep_their_ids_through_the_occlusion():
+    from emotion_edge.video.synth import clip_frames
+
+    clip = clip_frames(frames=30, width=320, height=240, crossing=True)
+    options = StreamOptions(RecognizerOptions(detector="blazeface", threads=1))
+    centres: dict[int, list[float]] = {}
+    with StreamRecognizer(options) as stream:
+        for i, frame in enumerate(clip):
+            for tracked in stream.process(frame, timestamp_s=i / 15).faces:
+                centres.setdefault(tracked.track_id, []).append(
+                    (tracked.box[0] + tracked.box[2]) / 2)
+    assert sorted(centres) == [1, 2]
+    # the face on the left moves right and the other left, each the whole way
+    assert np.all(np.diff(centres[1]) > 0) and np.all(np.diff(centres[2]) < 0)
+    assert centres[1][-1] - centres[1][0] > 150 and centres[2][0] - centres[2][-1] > 150
 
 
 def test_stream_recognizer_analyses_every_nth_frame_with_the_photo_results(frames):

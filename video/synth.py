@@ -22,24 +22,36 @@ DEFAULT_PHOTO = Path(str(files("emotion_edge.app") / "examples" / "grace_hopper.
 
 def clip_frames(photo: str | Path = DEFAULT_PHOTO, *, frames: int = 30, width: int = 640,
                 height: int = 480, hidden: frozenset[int] = frozenset(),
-                zoom: tuple[float, float] = (0.8, 1.0)) -> Iterator[np.ndarray]:
+                zoom: tuple[float, float] = (0.8, 1.0),
+                crossing: bool = False) -> Iterator[np.ndarray]:
     """RGB frames: ``photo`` scaled from ``zoom[0]`` to ``zoom[1]`` of the frame height
     while it moves from the left third to the right third of the frame; frames in
-    ``hidden`` show the background only."""
-    from PIL import Image
+    ``hidden`` show the background only. ``crossing`` adds a second, mirrored copy moving
+    the other way a little lower, so two faces cross."""
+    from PIL import Image, ImageOps
 
     image = Image.fromarray(read_image(photo)).convert("RGB")
+    mirrored = ImageOps.mirror(image)
     for i in range(frames):
         t = i / max(frames - 1, 1)
         canvas = Image.new("RGB", (width, height), (128, 128, 128))
         if i not in hidden:
             side = height * (zoom[0] + (zoom[1] - zoom[0]) * t)
-            size = (max(1, round(side * image.width / image.height)), max(1, round(side)))
-            centre_x = width * (1 / 3 + t / 3)
-            left = round(centre_x - size[0] / 2)
-            top = round((height - size[1]) / 2)
-            canvas.paste(image.resize(size, Image.Resampling.BILINEAR), (left, top))
+            if crossing:
+                _place(canvas, image, side / 2, width * (0.2 + 0.6 * t), height * 0.4)
+                _place(canvas, mirrored, side / 2, width * (0.8 - 0.6 * t), height * 0.6)
+            else:
+                _place(canvas, image, side, width * (1 / 3 + t / 3), height / 2)
         yield np.asarray(canvas)
+
+
+def _place(canvas, image, side: float, centre_x: float, centre_y: float) -> None:
+    """Paste ``image`` scaled to ``side`` pixels high, centred at (centre_x, centre_y)."""
+    from PIL import Image
+
+    size = (max(1, round(side * image.width / image.height)), max(1, round(side)))
+    left, top = round(centre_x - size[0] / 2), round(centre_y - size[1] / 2)
+    canvas.paste(image.resize(size, Image.Resampling.BILINEAR), (left, top))
 
 
 def write_clip(path: str | Path, frames: Iterator[np.ndarray], fps: int = 30,
