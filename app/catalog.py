@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..runtime.bundled import DEFAULT_FORMAT, bundled_models, resolve_model
+from ..runtime.detectors import DEFAULT_DETECTOR
+from ..runtime.detectors import DETECTORS as DETECTOR_REGISTRY
 from ..runtime.errors import ConfigError, ModelLoadError
 from ..runtime.formats import FORMATS, ArtifactFormat, format_for_path
 from ..runtime.sidecar import sidecar_path
@@ -29,11 +31,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Face detectors offered in the app: name -> what it is good for. ``whole-image`` skips
-#: detection and classifies the whole photo as one face (for photos that are face crops).
+#: Face detectors offered in the app, read from the detector registry (those whose engine
+#: is installed): name -> what it is good for. ``whole-image`` skips detection and
+#: classifies the whole photo as one face (for photos that are face crops).
 DETECTORS: dict[str, str] = {
-    "blazeface": "close-ups and portraits",
-    "blazeface-full": "group photos and small faces",
+    **{name: info.summary for name, info in DETECTOR_REGISTRY.items() if info.available()},
     "whole-image": "the photo is one face crop",
 }
 #: Faces classified per photo at most (a class photo has a couple of dozen).
@@ -170,14 +172,14 @@ class RecognizerPool:
         whole = detector == "whole-image"
         options = RecognizerOptions(model=choice.path, threads=self.threads,
                                     detect_faces=not whole,
-                                    detector="blazeface" if whole else detector,
+                                    detector=DEFAULT_DETECTOR if whole else detector,
                                     max_faces=MAX_FACES)
         log.info("loading %s with the %s detector", choice.path.name, detector)
         return EmotionRecognizer(options)
 
     @contextmanager
     def recognizer(self, key: str | None,
-                   detector: str = "blazeface") -> Iterator[EmotionRecognizer]:
+                   detector: str = DEFAULT_DETECTOR) -> Iterator[EmotionRecognizer]:
         """The loaded recognizer for menu entry ``key``, held exclusively while in use."""
         choice = self.choice(key)
         if detector not in DETECTORS:

@@ -21,7 +21,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402  (analytics must be off before the import)
 
 from ..runtime.errors import EmotionEdgeError  # noqa: E402
-from .catalog import DETECTORS, bundled_paths, default_choice, find_models  # noqa: E402
+from .catalog import (  # noqa: E402
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    bundled_paths,
+    default_choice,
+    find_models,
+)
 from .render import CARDS_CSS, face_cards_html  # noqa: E402
 from .service import COMPARE_HEADERS, AppService, read_benchmark  # noqa: E402
 from .video_tab import live_stream, video_tab  # noqa: E402
@@ -95,7 +101,7 @@ def build_app(service: AppService, *, report: str | os.PathLike | None = DEFAULT
                                       elem_id="ee-backend")
             with gr.Column(min_width=240):
                 detector = gr.Dropdown([(f"{k} ({v})", k) for k, v in DETECTORS.items()],
-                                       value="blazeface", label="Face detector",
+                                       value=DEFAULT_DETECTOR, label="Face detector",
                                        elem_id="ee-detector")
         backend_status = gr.Markdown(elem_id="ee-backend-status")
 

@@ -215,7 +215,7 @@ def test_registry_lists_every_detector_default_first():
     assert DEFAULT_DETECTOR == "blazeface-pyramid"
     for name, info in DETECTORS.items():
         assert info.name == name and info.summary and info.files
-        if info.engine == "litert":
+        if info.engine.name == "litert":
             for file in info.files:
                 assert (resources.files("emotion_edge.runtime") / "detectors" / file).is_file()
     assert DETECTORS["blazeface-pyramid"].extra_options == ("pyramid_side",)

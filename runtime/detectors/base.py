@@ -17,6 +17,7 @@ from importlib import resources
 import numpy as np
 
 from ..errors import BadImageError, ConfigError, ModelLoadError
+from ..formats import Backend
 from ..image import read_image, resize
 
 #: Valid range of ``tiling`` (BlazeFace short and full range): 0 is off; n runs the model
@@ -132,7 +133,8 @@ class DetectorInfo:
 
     name: what users pass (``--detector``, the app's menu).
     summary: what it is good for, in a few words (menus, ``--help``).
-    engine: the key of ``formats.BACKENDS`` (or another engine name) it runs on.
+    engine: the engine it runs on (``formats.BACKENDS["litert"]`` or OpenCV), which says
+        whether it is installed and which extra installs it.
     files: the model files it ships in this folder.
     extra_options: the :class:`DetectorOptions` fields it takes beyond the common ones.
     create: builds the detector from validated options.
@@ -140,10 +142,14 @@ class DetectorInfo:
 
     name: str
     summary: str
-    engine: str
+    engine: Backend
     files: tuple[str, ...]
     extra_options: tuple[str, ...]
     create: Callable[[DetectorOptions], FaceDetector] = field(repr=False, compare=False)
+
+    def available(self) -> bool:
+        """True when the detector's engine is installed."""
+        return self.engine.available()
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ on tiles as well, for smaller faces still, at the cost of one run per tile.
 
 from __future__ import annotations
 
+from ..formats import BACKENDS
 from .base import DetectorInfo, DetectorOptions, FaceDetector
 from .blazeface import BlazeFaceSpec, TiledBlazeFace
 
@@ -20,4 +21,4 @@ def create(options: DetectorOptions) -> FaceDetector:
 
 INFO = DetectorInfo(
     name="blazeface-full", summary="small and distant faces (full range; slower)",
-    engine="litert", files=(SPEC.file,), extra_options=("tiling",), create=create)
+    engine=BACKENDS["litert"], files=(SPEC.file,), extra_options=("tiling",), create=create)

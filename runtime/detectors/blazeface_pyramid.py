@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..formats import BACKENDS
 from ..image import resize
 from .base import (
     Detection,
@@ -100,4 +101,4 @@ def create(options: DetectorOptions) -> FaceDetector:
 INFO = DetectorInfo(
     name="blazeface-pyramid",
     summary="any photo: close-ups, portraits and group photos (default)",
-    engine="litert", files=(SPEC.file,), extra_options=("pyramid_side",), create=create)
+    engine=BACKENDS["litert"], files=(SPEC.file,), extra_options=("pyramid_side",), create=create)

@@ -6,6 +6,7 @@ misses faces smaller than about 1/9 of the photo's longer side unless ``tiling``
 
 from __future__ import annotations
 
+from ..formats import BACKENDS
 from .base import DetectorInfo, DetectorOptions, FaceDetector
 from .blazeface import BlazeFaceSpec, TiledBlazeFace
 
@@ -20,4 +21,4 @@ def create(options: DetectorOptions) -> FaceDetector:
 
 INFO = DetectorInfo(
     name="blazeface", summary="close-ups and portraits (short range, fastest)",
-    engine="litert", files=(SPEC.file,), extra_options=("tiling",), create=create)
+    engine=BACKENDS["litert"], files=(SPEC.file,), extra_options=("tiling",), create=create)

@@ -8,6 +8,7 @@ scores at least 0.5.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ class HaarDetector(FaceDetector):
     def __init__(self, options: DetectorOptions) -> None:
         self.name = INFO.name
         self.options = options
+        self._lock = threading.Lock()
         self._cv2 = _import_cv2()
         self._cv2.setNumThreads(options.threads)
         path = self._cv2.data.haarcascades + INFO.files[0]
@@ -41,9 +43,12 @@ class HaarDetector(FaceDetector):
         work, sx, sy = downscale(image, self.options.max_side)
         gray = self._cv2.equalizeHist(np.ascontiguousarray(to_gray(work)))
         min_side = max(1, math.floor(self.options.min_face_size * min(sx, sy)))
-        rects, neighbours = self._cascade.detectMultiScale2(
-            gray, scaleFactor=1.1, minNeighbors=self.MIN_NEIGHBOURS,
-            minSize=(min_side, min_side))
+        with self._lock:  # one cascade is not documented as safe to share between threads
+            if self._cascade is None:
+                raise ModelLoadError("the haar face detector was closed")
+            rects, neighbours = self._cascade.detectMultiScale2(
+                gray, scaleFactor=1.1, minNeighbors=self.MIN_NEIGHBOURS,
+                minSize=(min_side, min_side))
         if len(rects) == 0:
             return []
         rects = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
@@ -55,7 +60,8 @@ class HaarDetector(FaceDetector):
         return self._finish(boxes, scores, None, threshold)
 
     def close(self) -> None:
-        self._cascade = None
+        with self._lock:
+            self._cascade = None
 
 
 def _import_cv2() -> Any:
@@ -74,5 +80,5 @@ def create(options: DetectorOptions) -> FaceDetector:
 
 INFO = DetectorInfo(
     name="haar", summary="OpenCV Haar cascade, frontal faces (needs [opencv])",
-    engine="opencv", files=("haarcascade_frontalface_default.xml",), extra_options=(),
+    engine=OPENCV, files=("haarcascade_frontalface_default.xml",), extra_options=(),
     create=create)
