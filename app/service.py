@@ -19,7 +19,7 @@ import numpy as np
 from ..data.benchmark import BenchmarkResult, Row
 from ..runtime.errors import BadImageError, DataError, EmotionEdgeError, NoFaceError
 from ..runtime.image import read_image
-from ..runtime.sidecar import read_sidecar
+from ..runtime.sidecar import InputSpec, read_sidecar
 from ..runtime.stream import FaceTracks
 from .catalog import ModelChoice, RecognizerPool
 from .render import annotate, fit_for_display
@@ -203,7 +203,7 @@ class AppService:
         full sidecar."""
         choice = self.pool.choice(backend)
         sidecar = read_sidecar(choice.path)
-        spec = sidecar.get("input", {})
+        spec = InputSpec.from_dict(sidecar.get("input"))
         lines = [
             f"### {choice.title}",
             f"- **File:** `{choice.path.name}` ({human_size(choice.path.stat().st_size)}), "
@@ -211,9 +211,8 @@ class AppService:
             f"- **Runs on:** {choice.format.engine.title}"
             + ("" if choice.available else f" — not installed here: `{choice.unavailable}`"),
             f"- **Labels:** {', '.join(sidecar['labels'])}",
-            f"- **Input:** {spec.get('height')}x{spec.get('width')}x{spec.get('channels')} "
-            f"{spec.get('color')}, input = pixel × {spec.get('scale', 0):.6g} + "
-            f"{spec.get('offset', 0):.6g}",
+            f"- **Input:** {spec.height}x{spec.width}x{spec.channels} {spec.color}, "
+            f"input = pixel × {spec.scale:.6g} + {spec.offset:.6g}",
         ]
         for key, value in accuracy_figures(sidecar).items():
             lines.append(f"- **{key}:** {value:.4g}")

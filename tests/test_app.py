@@ -213,8 +213,10 @@ def test_model_card_shows_accuracy_and_parity_from_the_sidecar(service):
         "accuracy.privatetest": 0.68, "parity.top1_agreement": 0.995,
         "metrics.privatetest.accuracy": 0.69, "metrics.privatetest.macro_f1": 0.66}
     text, data = service.model_card("TFLite int8")
-    assert "angry, disgust, fear" in text and "48x48x1 gray" in text
-    assert data["format"] == "tflite"
+    assert data["format"] == "tflite" and data["precision"] == "int8"
+    assert f"- **Labels:** {', '.join(data['labels'])}\n" in text
+    assert "- **Input:** 48x48x1 gray, input = pixel × 0.00392157 + 0\n" in text
+    assert f"- **accuracy.privatetest:** {data['accuracy']['privatetest']:.4g}" in text
 
 
 def test_about_reads_the_benchmark_report(tmp_path, caplog):
