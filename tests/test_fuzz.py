@@ -1,0 +1,127 @@
+"""Fuzzing the input layer with Hypothesis: any image, array, path or CSV gives a result or a
+typed error, never another exception.
+
+A fast sample (well under a minute) runs with the suite; ``make fuzz`` runs
+``scripts/fuzz.py`` (10,000 cases, each in a worker process, so crashes and hangs are
+counted too). The case makers are shared with that script.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from emotion_edge.data.datasets import load_fer2013
+from emotion_edge.runtime.errors import BadImageError, DataError
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import array_shapes, arrays  # noqa: E402
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+import fuzz  # noqa: E402
+
+FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+RANDOMS = st.randoms(note_method_calls=False, use_true_random=False)
+
+
+def read_or_refuse(image) -> None:
+    """``read_image`` must return a valid uint8 image or raise BadImageError."""
+    try:
+        fuzz.read_checked(image)
+    except BadImageError:
+        pass
+
+
+@FAST
+@given(st.binary(max_size=2048))
+def test_random_bytes(data):
+    read_or_refuse(data)
+
+
+@FAST
+@given(st.sampled_from(sorted(fuzz.image_samples())), RANDOMS)
+def test_mutated_images(name, rng):
+    read_or_refuse(fuzz.mutate(fuzz.image_samples()[name], rng))
+
+
+@FAST
+@given(name=st.sampled_from(sorted(fuzz.image_samples())), rng=RANDOMS)
+def test_mutated_image_files(name, rng, tmp_path):
+    path = tmp_path / f"image.{name.split('-')[0]}"
+    path.write_bytes(fuzz.mutate(fuzz.image_samples()[name], rng))
+    read_or_refuse(path)
+
+
+DTYPES = ["uint8", "int8", "uint16", "int32", "int64", "uint64", "float16", "float32",
+          "float64", "bool", "complex64", "m8[s]", "M8[s]"]
+
+
+@FAST
+@given(st.sampled_from(DTYPES).flatmap(
+    lambda dtype: arrays(dtype, array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6))))
+def test_arrays(array):
+    read_or_refuse(array)
+
+
+@FAST
+@given(RANDOMS)
+def test_odd_arrays_and_pil_images(rng):
+    read_or_refuse(fuzz.random_array(rng))
+    read_or_refuse(fuzz.random_pil_image(rng))
+
+
+def test_every_valid_sample_reads():
+    assert {"png", "jpeg", "gif", "webp"} <= set(fuzz.image_samples())
+    for data in fuzz.image_samples().values():
+        fuzz.read_checked(data)  # the unmutated files must not be refused
+
+
+@pytest.mark.parametrize("choice", range(fuzz.SPECIAL_PATHS))
+def test_special_paths(choice, tmp_path):
+    import random
+    import signal
+
+    signal.alarm(20)  # a pipe that is opened blocks: fail instead of hanging the suite
+    try:
+        with pytest.raises(BadImageError):
+            fuzz.read_checked(fuzz.special_path(random.Random(choice), tmp_path, choice))
+    finally:
+        signal.alarm(0)
+
+
+@FAST
+@given(rng=RANDOMS)
+def test_mutated_csvs(rng, tmp_path):
+    path = tmp_path / "fer.csv.gz"
+    path.write_bytes(fuzz.mutate_csv(rng))
+    try:
+        splits = load_fer2013(path, use_cache=False)
+    except DataError:
+        return
+    for split in splits.values():
+        assert split.x.dtype == np.uint8 and split.x.shape[1:] == (48, 48)
+        assert split.y.min(initial=0) >= 0 and split.y.max(initial=0) < 7
+
+
+def test_harness_counts_crashes_and_hangs():
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "fuzz.py"), "--cases", "6", "--timeout", "3",
+         "--kinds", "selftest-crash,selftest-hang,array"],
+        capture_output=True, text=True, timeout=120, check=False)
+    total = next(line for line in result.stdout.splitlines() if line.startswith("total"))
+    assert result.returncode == 1
+    assert total.split()[-2:] == ["2", "2"]  # crash, hang
+
+
+def test_a_small_fuzz_run_is_clean():
+    result = subprocess.run([sys.executable, str(SCRIPTS / "fuzz.py"), "--cases", "210"],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "210 cases" in result.stdout
