@@ -1,7 +1,7 @@
 """Survey every registered face detector, at its default options, on the shared test photos.
 
 For each detector: faces found in each demo photo (the NASA class photo has 23, the
-portraits 1 each, the cat none), the share of FER2013 PublicTest images (48x48, upscaled
+portraits 1 each, the cat none), the share of FER2013 PrivateTest images (48x48, upscaled
 to 256 px) in which it finds a face, the worst true and best false score in the demo
 photos (taking each photo's n best scores as its n faces), and the median time per
 photo on one thread: CPU time of this process (what a quiet core would take) and wall
@@ -32,7 +32,7 @@ TIMED = ("nasa_astronaut_class.jpg", "640x480")
 
 
 def fer_crops(shared: Path, count: int) -> list[np.ndarray]:
-    """The first ``count`` FER2013 PublicTest images, upscaled from 48 to 256 pixels."""
+    """The first ``count`` FER2013 PrivateTest images, upscaled from 48 to 256 pixels."""
     split = load_split(shared / "data" / "fer2013" / "fer2013.csv.gz", "test")
     return [resize(np.ascontiguousarray(image), 256, 256) for image in split.x[:count]]
 

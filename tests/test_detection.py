@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import sys
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,6 +223,16 @@ def test_registry_lists_every_detector_default_first():
     assert DETECTORS["blazeface-full"].extra_options == ("tiling",)
 
 
+def test_readme_table_is_the_registry():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    faces = readme[readme.index("## Faces"):]
+    faces = faces[:faces.index("\n## ", 1)]
+    rows = [line for line in faces.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == list(DETECTORS)
+    for row, info in zip(rows, DETECTORS.values(), strict=True):
+        assert f"| {info.summary} | {info.engine.title} |" in row
+
+
 @pytest.fixture(scope="module")
 def default():
     with build_detector() as detector:
@@ -301,3 +312,24 @@ def test_a_shared_detector_gives_serial_results_in_threads(demo_faces, default):
         threaded = list(pool.map(lambda i: default.detect(photos[i]), jobs))
     for i, faces in zip(jobs, threaded, strict=True):
         assert faces == serial[i]
+
+
+def test_huge_photos_are_detected_in_bounded_memory(demo_faces, default):
+    """An 8000x6000 photo (144 MB) is detected on a small copy and cropped from the
+    original: NumPy never holds a second full-size copy (tracemalloc sees NumPy's memory)."""
+    import tracemalloc
+
+    face = read_image(demo_faces / "grace_hopper.jpg")
+    reference = np.array(default.detect(face)[0].box)
+    huge = np.zeros((6000, 8000, 3), np.uint8)
+    huge[1500:4500, 2000:4560] = resize(face, 2560, 3000)
+    tracemalloc.start()
+    try:
+        (found,) = default.detect(huge)
+        crop = crop_face(huge, found, size=48)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB"
+    assert _iou(found.box, reference * 5 + [2000, 1500, 2000, 1500]) > 0.8
+    assert crop.shape == (48, 48, 3) and crop.std() > 10
