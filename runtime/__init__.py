@@ -10,7 +10,9 @@ its engine (LiteRT, ONNX Runtime, Keras/TensorFlow) when a model is loaded on it
             print(face.box, face.label, face.score)
 """
 
+from .alignment import crop_face
 from .bundled import bundled_models, resolve_model
+from .detectors import DEFAULT_DETECTOR, DETECTORS, Detection, DetectorOptions, build_detector
 from .errors import (
     BackendUnavailableError,
     BadImageError,
@@ -39,6 +41,8 @@ from .stream import (
 from .tracking import IoUTracker
 
 __all__ = [
+    "DEFAULT_DETECTOR", "DETECTORS", "Detection", "DetectorOptions", "build_detector",
+    "crop_face",
     "BACKENDS", "FORMATS", "BackendUnavailableError", "BadImageError", "ConfigError",
     "DataError", "EmotionEdgeError", "EmotionRecognizer", "ExportError", "ExportParityError",
     "FaceResult", "InputShapeError", "InputSpec", "ModelLoadError", "NoFaceError", "Predictor",
