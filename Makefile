@@ -10,7 +10,7 @@ EE     := $(VENV)/bin/emotion-edge
 DATA   ?= ../shared/data/fer2013/fer2013.csv.gz
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint bench peer train-default train-accurate checkpoint-accurate bundle-default readme compare-quantizers
+.PHONY: demo test test-fast lint fuzz wheel bench peer train-default train-accurate checkpoint-accurate bundle-default readme compare-quantizers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,20 @@ test-fast: $(VENV)/.stamp-dev
 
 lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check .
+
+## 10,000 malformed images, arrays, paths, CSVs and image folders, each in a worker process;
+## prints ok / typed error / other exception / crash / hang and fails unless the last three are 0
+fuzz: $(VENV)/.stamp-dev
+	$(PY) scripts/fuzz.py --cases $(or $(CASES),10000)
+
+## a wheel of the package and of its [tflite] dependencies in dist/, for a device offline:
+## pip install --no-index --find-links dist 'emotion-edge[tflite]'
+## (for a 64-bit ARM board: make wheel PLATFORM=manylinux_2_27_aarch64 PYVER=3.11)
+wheel: | $(PY)
+	rm -f dist/emotion_edge-*.whl
+	$(PIP) wheel --no-deps -w dist .
+	$(PIP) download -d dist $(if $(PLATFORM),--platform $(PLATFORM) --python-version \
+	  $(or $(PYVER),3.11) --only-binary=:all:) "$$(ls dist/emotion_edge-*.whl)[tflite]"
 
 ## reproduce the bundled default model (hours on 2 cores; resumes if interrupted)
 train-default: $(VENV)/.stamp-dev
