@@ -22,16 +22,18 @@ DEFAULT_PHOTO = Path(str(files("emotion_edge.app") / "examples" / "grace_hopper.
 
 def clip_frames(photo: str | Path = DEFAULT_PHOTO, *, frames: int = 30, width: int = 640,
                 height: int = 480, hidden: frozenset[int] = frozenset(),
-                zoom: tuple[float, float] = (0.8, 1.0),
-                crossing: bool = False) -> Iterator[np.ndarray]:
+                zoom: tuple[float, float] = (0.8, 1.0), crossing: bool = False,
+                noise: float = 0.0, seed: int = 0) -> Iterator[np.ndarray]:
     """RGB frames: ``photo`` scaled from ``zoom[0]`` to ``zoom[1]`` of the frame height
     while it moves from the left third to the right third of the frame; frames in
     ``hidden`` show the background only. ``crossing`` adds a second, mirrored copy moving
-    the other way a little lower, so two faces cross."""
+    the other way a little lower, so two faces cross. ``noise`` adds Gaussian noise of that
+    standard deviation (in 0-255 levels) to every frame, as a webcam's sensor does."""
     from PIL import Image, ImageOps
 
     image = Image.fromarray(read_image(photo)).convert("RGB")
     mirrored = ImageOps.mirror(image)
+    rng = np.random.default_rng(seed)
     for i in range(frames):
         t = i / max(frames - 1, 1)
         canvas = Image.new("RGB", (width, height), (128, 128, 128))
@@ -42,7 +44,10 @@ def clip_frames(photo: str | Path = DEFAULT_PHOTO, *, frames: int = 30, width: i
                 _place(canvas, mirrored, side / 2, width * (0.8 - 0.6 * t), height * 0.6)
             else:
                 _place(canvas, image, side, width * (1 / 3 + t / 3), height / 2)
-        yield np.asarray(canvas)
+        pixels = np.asarray(canvas)
+        if noise > 0:
+            pixels = np.clip(pixels + rng.normal(0.0, noise, pixels.shape), 0, 255)
+        yield pixels.astype(np.uint8)
 
 
 def _place(canvas, image, side: float, centre_x: float, centre_y: float) -> None:
@@ -76,8 +81,9 @@ def write_clip(path: str | Path, frames: Iterator[np.ndarray], fps: int = 30,
 
 def make_clip(path: str | Path, *, photo: str | Path = DEFAULT_PHOTO, seconds: float = 1.0,
               fps: int = 30, width: int = 640, height: int = 480,
-              hidden: frozenset[int] = frozenset(), codec: str = "libx264") -> Path:
+              hidden: frozenset[int] = frozenset(), noise: float = 0.0,
+              codec: str = "libx264") -> Path:
     """A clip of ``photo`` panned and zoomed for ``seconds`` (see :func:`clip_frames`)."""
     frames = clip_frames(photo, frames=round(seconds * fps), width=width, height=height,
-                         hidden=hidden)
+                         hidden=hidden, noise=noise)
     return write_clip(path, frames, fps, codec)
