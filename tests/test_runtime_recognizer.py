@@ -75,12 +75,20 @@ def test_detects_faces_in_demo_photos(detecting, demo_faces):
     assert detecting.analyze(demo_faces / "chelsea.png") == []
 
 
-def test_group_photo_with_the_documented_option(model, demo_faces):
+def test_group_photo_without_options(detecting, demo_faces):
+    results = detecting.analyze(demo_faces / "nasa_astronaut_class.jpg")
+    assert 21 <= len(results) <= 23  # all 23 faces are classified (max_faces is 64)
+    assert len({r.box for r in results}) == len(results)
+    assert detecting.analyze(demo_faces / "chelsea.png") == []
+
+
+def test_the_full_range_detector_on_tiles(model, demo_faces):
     options = RecognizerOptions(model=model, detector="blazeface-full", tiling=1)
     with EmotionRecognizer(options) as recognizer:
-        results = recognizer.analyze(demo_faces / "nasa_astronaut_class.jpg")
-        assert len(results) >= 20
-        assert recognizer.analyze(demo_faces / "chelsea.png") == []
+        assert len(recognizer.analyze(demo_faces / "nasa_astronaut_class.jpg")) >= 20
+    with pytest.raises(ConfigError, match=r"tiling must be in \[0, 4\]"):
+        EmotionRecognizer(RecognizerOptions(model=model, detector="blazeface-full",
+                                            tiling=500))
 
 
 def test_huge_image_boxes_in_original_pixels(detecting, demo_faces):
