@@ -1,10 +1,10 @@
 """The app's backend menu: which model artifacts exist, which can run here, and a cache of
 loaded recognizers so switching backends needs no restart.
 
-Artifacts are found through the format table (``runtime/formats.py``): every file in the
-models folder whose name ends in a table suffix and that has a sidecar is one entry. An
-entry whose engine is not installed stays in the menu, marked unavailable with the extra
-to install.
+Artifacts are found through the format registry (``runtime/formats.py``): every complete
+artifact in the models folder named with a registry suffix and with a sidecar is one entry
+(an OpenVINO ``.xml`` with its ``.bin`` is one entry). An entry whose engine is not
+installed stays in the menu, marked unavailable with the extra to install.
 """
 
 from __future__ import annotations
@@ -23,8 +23,15 @@ from ..runtime.bundled import DEFAULT_FORMAT, bundled_models, resolve_model
 from ..runtime.detectors import DEFAULT_DETECTOR
 from ..runtime.detectors import DETECTORS as DETECTOR_REGISTRY
 from ..runtime.errors import ConfigError, ModelLoadError
-from ..runtime.formats import FORMATS, ArtifactFormat, format_for_path
-from ..runtime.sidecar import sidecar_path
+from ..runtime.formats import (
+    FORMATS,
+    MODEL_EXTENSIONS,
+    ArtifactFormat,
+    format_of,
+    scan_artifacts,
+    split_artifact_name,
+)
+from ..runtime.sidecar import read_sidecar
 
 if TYPE_CHECKING:
     from ..runtime.recognizer import EmotionRecognizer
@@ -67,23 +74,25 @@ class ModelChoice:
 
 
 def _stem(path: Path, row: ArtifactFormat) -> str:
-    return path.name[:-len(row.suffix)] if path.name.endswith(row.suffix) else path.stem
+    split = split_artifact_name(path.name)
+    return split[0] if split else path.name[:-len(row.extension)]
 
 
 def _row_of(path: Path) -> ArtifactFormat | None:
+    """The artifact's registry row from its name and sidecar; None if it is not one."""
     try:
-        return format_for_path(path)
+        return format_of(path, read_sidecar(path))
     except ModelLoadError:
         return None
 
 
 def scan_folder(folder: str | os.PathLike) -> list[Path]:
-    """Artifacts in ``folder``: files named with a format-table suffix that have a sidecar."""
+    """Artifacts in ``folder``: complete artifacts named with a registry suffix that have a
+    sidecar."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: models folder not found")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and _row_of(p) is not None and sidecar_path(p).is_file())
+    return [path for path, _ in scan_artifacts(folder)]
 
 
 def _menu_entries(paths: Sequence[Path]) -> list[ModelChoice]:
@@ -95,8 +104,7 @@ def _menu_entries(paths: Sequence[Path]) -> list[ModelChoice]:
     entries = []
     for path, row in known:
         title = row.title if len(stems) == 1 else f"{_stem(path, row)} · {row.title}"
-        missing = (None if row.engine.available()
-                   else f"pip install 'emotion-edge[{row.engine.extra}]'")
+        missing = None if row.engine.available() else row.engine.install_hint
         entries.append(ModelChoice(path=path, format=row, title=title, unavailable=missing))
     titles = Counter(entry.title for entry in entries)
     return [replace(e, title=f"{e.title} ({e.path.parent.name}/)") if titles[e.title] > 1 else e
@@ -105,7 +113,7 @@ def _menu_entries(paths: Sequence[Path]) -> list[ModelChoice]:
 
 def find_models(models: Sequence[str | os.PathLike] | None = None,
                 models_dir: str | os.PathLike | None = None) -> list[ModelChoice]:
-    """The backend menu, in format-table order.
+    """The backend menu, in registry order.
 
     ``models``: artifact paths or bundled names to list; ``models_dir``: a folder to scan.
     With neither, the bundled models are listed. Duplicates are listed once.
@@ -116,8 +124,8 @@ def find_models(models: Sequence[str | os.PathLike] | None = None,
     for name in models or ():
         path = resolve_model(name)
         if _row_of(path) is None:
-            raise ConfigError(f"{path}: not a model file; expected a .tflite, .onnx or .keras "
-                              "file with its .json sidecar")
+            raise ConfigError(f"{path}: not a model file; expected a "
+                              f"{', '.join(MODEL_EXTENSIONS)} file with its .json sidecar")
         paths.append(path)
     if models_dir is None and not models:
         paths = bundled_paths()
@@ -126,7 +134,7 @@ def find_models(models: Sequence[str | os.PathLike] | None = None,
 
 
 def bundled_paths() -> list[Path]:
-    """Every bundled artifact (``runtime/models/``), stem by stem in format-table order."""
+    """Every bundled artifact (``runtime/models/``), stem by stem in registry order."""
     return [path for group in bundled_models().values() for path in group]
 
 

@@ -11,7 +11,6 @@ end-to-end ``analyze()`` time on photos.
 
 from __future__ import annotations
 
-import importlib
 import json
 import resource
 import sys
@@ -23,13 +22,11 @@ from typing import Any
 import numpy as np
 
 from ..runtime import EmotionEdgeError, EmotionRecognizer, RecognizerOptions, load_predictor
+from ..runtime.formats import BACKENDS, import_object
 from ..runtime.image import read_image
 from ..runtime.predictor import Predictor
 from ..runtime.preprocess import prepare_batch
 
-#: The module each backend's engine loads first; imported (and timed) before the model.
-ENGINE_MODULES = {"litert": "ai_edge_litert.interpreter", "onnxruntime": "onnxruntime",
-                  "keras": "keras"}
 EVAL_BATCH = 64
 
 
@@ -89,14 +86,6 @@ def measure_throughput(predictor: Predictor, batch: int, warmup: int, runs: int,
     return {"batch_ms": median, "faces_per_s": batch * 1e3 / median, "runs": runs}
 
 
-def predict_crops(predictor: Predictor, crops: np.ndarray) -> np.ndarray:
-    """Probabilities for uint8 crops already at the model's input size."""
-    spec = predictor.input_spec
-    out = [predictor.predict(prepare_batch(list(crops[i:i + EVAL_BATCH]), spec))
-           for i in range(0, len(crops), EVAL_BATCH)]
-    return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
-
-
 def measure_photos(request: dict[str, Any]) -> dict[str, Any]:
     """Mean ``analyze()`` time per photo, split into detection and classification."""
     options = RecognizerOptions(model=request["path"], backend=request["backend"],
@@ -123,8 +112,8 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     """Every measurement ``request`` asks for (see the module docstring for the order)."""
     seed = int(request.get("seed", 0))
     result: dict[str, Any] = {"baseline_rss_mb": peak_rss_mb()}
-    module = ENGINE_MODULES[request["backend"]]
-    result["engine_import_ms"] = _timed_ms(lambda: importlib.import_module(module))
+    engine = BACKENDS[request["backend"]].engine_class  # its module imports the engine
+    result["engine_import_ms"] = _timed_ms(lambda: import_object(engine))
     loaded: list[Predictor] = []
     result["load_ms"] = _timed_ms(lambda: loaded.append(load_predictor(
         request["path"], backend=request["backend"], threads=request["threads"])))
@@ -139,7 +128,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         result["peak_rss_mb"] = peak_rss_mb()
         result["predictions"] = {}
         for name, crops_path in request.get("eval", {}).items():
-            probs = predict_crops(predictor, np.load(crops_path))
+            probs = predictor.predict_batch(np.load(crops_path), batch_size=EVAL_BATCH)
             out = Path(request["eval_out"]) / f"{name}.npy"
             np.save(out, probs)
             result["predictions"][name] = str(out)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..runtime.bundled import bundled_models, resolve_model
 from ..runtime.errors import ConfigError, EmotionEdgeError
-from ..runtime.formats import BACKENDS, ArtifactFormat, format_for_path
+from ..runtime.formats import BACKENDS, ArtifactFormat, format_for_path, format_of
 from ..runtime.sidecar import read_sidecar
 from .peer import FETCH_COMMAND, PEER_PACKAGE, PEER_VERSION, peer_artifacts
 
@@ -43,27 +43,19 @@ class Target:
         return f"{PEER_PACKAGE} {PEER_VERSION} peer, {title}" if self.peer else title
 
 
-def _format_of(path: Path, sidecar: dict[str, Any]) -> ArtifactFormat:
-    """The format row by file name; a plain ``x.tflite`` takes its sidecar's precision."""
-    row = format_for_path(path)
-    if not path.name.lower().endswith(row.suffix) and sidecar.get("precision"):
-        row = format_for_path(path, sidecar["precision"])
-    return row
-
-
 def _target_for(path: Path, peer: bool = False) -> Target:
-    if not path.is_file():
+    if not path.exists():
         return Target(path.name, path, None, peer, f"{path}: no such model file")
     try:
         sidecar = read_sidecar(path)
-        row = _format_of(path, sidecar)
+        row = format_of(path, sidecar)
     except EmotionEdgeError as exc:
         return Target(path.name, path, None, peer, f"cannot read the artifact: {exc}")
-    engine = BACKENDS[row.backend]
+    engine = row.engine
     if not engine.available():
         return Target(path.name, path, row, peer,
                       f"the {engine.title} engine ({engine.module}) is not installed; install "
-                      f"it with: pip install 'emotion-edge[{engine.extra}]'", sidecar)
+                      f"it with: {engine.install_hint}", sidecar)
     return Target(path.name, path, row, peer, None, sidecar)
 
 

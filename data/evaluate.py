@@ -1,7 +1,9 @@
 """``emotion-edge evaluate``: score any model the package can load on a labelled data set.
 
-Works for every artifact the runtime loads (``.keras``, ``.tflite``, ``.onnx``) on a
-FER2013 CSV split or an image folder. Needs no TensorFlow unless the model is Keras.
+Works for every artifact the runtime loads (any format of the registry: ``.keras``,
+``.tflite``, ``.onnx``, OpenVINO ``.xml``) on a FER2013 CSV split or an image folder,
+through the runtime's one batched path (``Predictor.predict_batch``), which prepares the
+images with the model's own input spec. Needs no TensorFlow unless the model is Keras.
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", default=None,
-                   help="model file (.keras/.tflite/.onnx) or bundled model name "
+                   help="model file (.keras/.tflite/.onnx/.xml) or bundled model name "
                         "(default: the bundled default)")
     p.add_argument("--data", required=True,
                    help="FER2013 CSV (.csv or .csv.gz) or image folder ROOT/<label>/*.png")
@@ -43,7 +43,6 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
     ``flip_average`` averages each image's probabilities with its mirror image's.
     """
     from ..runtime import load_predictor
-    from ..runtime.preprocess import prepare_batch
     from .datasets import canonical_split, load_split
     from .metrics import classification_report
 
@@ -53,15 +52,11 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
         split_name = canonical_split(split)
         ds = load_split(data, split_name, labels=labels, size=spec.height, channels=spec.channels)
         started = time.perf_counter()
-        probs = []
-        for i in range(0, len(ds), batch_size):
-            batch = prepare_batch(list(ds.x[i:i + batch_size]), spec)
-            p = predictor.predict(batch)
-            if flip_average:
-                p = (p + predictor.predict(np.ascontiguousarray(batch[:, :, ::-1]))) / 2
-            probs.append(p)
+        probs = predictor.predict_batch(ds.x, batch_size)
+        if flip_average:  # the mirrored crops: the width axis reversed
+            probs = (probs + predictor.predict_batch(ds.x[:, :, ::-1], batch_size)) / 2
         seconds = time.perf_counter() - started
-        report = classification_report(ds.y, np.concatenate(probs), labels)
+        report = classification_report(ds.y, probs, labels)
         info = predictor.info
     report.update({
         "model": str(info.path),

@@ -58,8 +58,13 @@ def collect(with_architectures: bool = False, with_formats: bool = False) -> dic
         from .runtime.formats import FORMATS
 
         info["formats"] = [{"format": f.format, "precision": f.precision, "suffix": f.suffix,
-                            "backend": f.backend, "title": f.title,
-                            "description": f.description} for f in FORMATS]
+                            "layout": f.layout, "companions": list(f.companions),
+                            "backend": f.backend, "extra": f.engine.extra,
+                            "available": f.engine.available(), "title": f.title,
+                            "description": f.description, "exportable": bool(f.exporter),
+                            "calibrated": f.calibrated,
+                            "parity": f.parity.describe() if f.parity else None}
+                           for f in FORMATS]
     if with_architectures:
         from .train.models import build_model, describe_models, model_cost
 
@@ -91,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if "formats" in info:
         print("formats (emotion-edge export --to FORMAT --precision PRECISION):")
         for f in info["formats"]:
-            print(f"  {f['format']:<7} {f['precision']:<8} *{f['suffix']:<16} {f['backend']:<12} "
-                  f"{f['description']}")
+            files = "".join(f" + {ext}" for ext in f["companions"])
+            print(f"  {f['format']:<8} {f['precision']:<8} *{f['suffix'] + files:<25} "
+                  f"{f['backend']:<12} {f['parity'] or 'source':<26} {f['description']}")
     if "architectures" in info:
         print("architectures (emotion-edge train --model NAME):")
         for name, arch in info["architectures"].items():

@@ -1,7 +1,7 @@
-"""The export stage: a trained Keras model -> TFLite and ONNX artifacts, each proven.
+"""The export stage: a trained Keras model -> TFLite, ONNX and OpenVINO artifacts, each proven.
 
-``export_model`` / ``export_all`` (in ``exporter``) follow the format table in
-``emotion_edge.runtime.formats``; each artifact gets a sidecar and must pass a parity
-check against its source (``parity.TOLERANCES``). Importing this package imports neither
-TensorFlow nor any converter.
+``export_model`` / ``export_all`` (in ``exporter``) follow the format registry in
+``emotion_edge.runtime.formats``: each row names its exporter module here and its parity
+rule; each artifact gets a sidecar and must pass that check against its source. Importing
+this package imports neither TensorFlow nor any converter.
 """

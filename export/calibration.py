@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.datasets import load_split
 from ..runtime.errors import ConfigError, DataError
 from ..runtime.preprocess import prepare_batch
 from ..runtime.sidecar import InputSpec
-from ..data.datasets import load_split
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""``emotion-edge export``: turn a trained ``.keras`` model into TFLite and ONNX artifacts."""
+"""``emotion-edge export``: turn a trained ``.keras`` model into the artifacts of the format
+registry (TFLite, ONNX, OpenVINO)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..runtime.errors import ConfigError
-from ..runtime.formats import FORMAT_NAMES, FORMATS
+from ..runtime.formats import EXPORTABLE
 from .calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_PARITY_SIZE
 from .qat import QatOptions
 
-EXPORT_FORMATS = tuple(f for f in FORMAT_NAMES if f != "keras")
-PRECISIONS = tuple(dict.fromkeys(r.precision for r in FORMATS if r.format != "keras"))
+EXPORT_FORMATS = tuple(dict.fromkeys(r.format for r in EXPORTABLE))
+PRECISIONS = tuple(dict.fromkeys(r.precision for r in EXPORTABLE))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,9 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="trained Keras model (*.keras, with its .json sidecar)")
     p.add_argument("--to", dest="format", help=f"format: {', '.join(EXPORT_FORMATS)}")
     p.add_argument("--precision", help=f"precision: {', '.join(PRECISIONS)} (see the format "
-                   "table: 'emotion-edge info --formats')")
+                   "registry: 'emotion-edge info --formats')")
     p.add_argument("--all", action="store_true",
                    help="export every format and precision and print a comparison table")
+    p.add_argument("--only", metavar="KEYS",
+                   help="with --all: only these registry keys or formats, comma-separated "
+                   "(e.g. openvino or onnx-int8,openvino-int8)")
     p.add_argument("--out", help="output folder (default: beside the model)")
     p.add_argument("--calibration-data", metavar="PATH",
                    help="FER2013 CSV or image folder: calibrates int8/qat, checks parity")
@@ -49,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _command(args: argparse.Namespace) -> str:
     """The command line that repeats this export, with every setting spelled out."""
     parts = ["emotion-edge", "export", args.model]
-    parts += ["--all", "--eval-split", args.eval_split] if args.all else [
+    parts += ["--all", "--eval-split", args.eval_split,
+              *(["--only", args.only] if args.only else [])] if args.all else [
         "--to", args.format, "--precision", args.precision]
     for flag, value in (("--out", args.out), ("--calibration-data", args.calibration_data),
                         ("--calibration-size", args.calibration_size),
@@ -95,16 +100,18 @@ def _table(rows) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..runtime.formats import find_format
-    from .exporter import export_all, export_model
+    from .exporter import export_all, export_model, select_rows
 
     if args.all and (args.format or args.precision):
         raise ConfigError("--all exports every format; drop --to and --precision")
+    if args.only and not args.all:
+        raise ConfigError("--only goes with --all; for one format pass --to and --precision")
     if not args.all and not (args.format and args.precision):
         raise ConfigError(f"pass --to ({', '.join(EXPORT_FORMATS)}) and --precision "
                           f"({', '.join(PRECISIONS)}), or --all")
     options = _options(args)
     if args.all:
-        rows = export_all(args.model, options, args.eval_split)
+        rows = export_all(args.model, options, args.eval_split, select_rows(args.only))
         print(json.dumps([asdict(r) for r in rows], indent=2) if args.json else _table(rows))
         return 1 if any(r.error for r in rows) else 0
     row = find_format(args.format, args.precision)

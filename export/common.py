@@ -18,6 +18,7 @@ LIBRARIES = {
     "onnx": ("onnx",),
     "onnxruntime": ("onnxruntime",),
     "ai-edge-litert": ("ai-edge-litert",),
+    "openvino": ("openvino",),
     "ai-edge-quantizer": ("ai-edge-quantizer",),
     "tf-keras": ("tf-keras", "tf_keras"),
     "tensorflow-model-optimization": ("tensorflow-model-optimization",),

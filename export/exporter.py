@@ -1,11 +1,12 @@
-"""Export a trained Keras model to every format of the format table, and prove each export.
+"""Export a trained Keras model to every format of the format registry, and prove each export.
 
 ``export_model`` turns ``model.keras`` (with its sidecar) into one artifact, e.g.
-``model.int8.tflite``; ``export_all`` makes every row of the table and measures each on a
-test split. Each artifact is written into a temporary folder beside its destination,
-loaded through the runtime's ``load_predictor`` and compared with its source on real
-images (tolerances in ``parity.TOLERANCES``); only then are it and its sidecar moved into
-place, so a failed export leaves nothing behind.
+``model.int8.tflite``; ``export_all`` makes every exportable row of the registry and
+measures each on a test split. Each row names its exporter (``module:function`` in this
+package, called with an ``ExportJob``) and its parity rule. Each artifact is written into a
+temporary folder beside its destination, loaded through the runtime's ``load_predictor``
+and compared with its source on real images under its row's rule; only then are its files
+and sidecar moved into place, so a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -22,11 +23,20 @@ from typing import Any
 
 import numpy as np
 
+from ..data.datasets import canonical_split
 from ..runtime.errors import ConfigError, DataError, ExportError, ModelLoadError
-from ..runtime.formats import FORMATS, ArtifactFormat, artifact_name, find_format
+from ..runtime.formats import (
+    EXPORTABLE,
+    ArtifactFormat,
+    ParityRule,
+    artifact_name,
+    find_format,
+    format_of,
+    import_object,
+    sidecar_path,
+)
 from ..runtime.predictor import Predictor, load_predictor
 from ..runtime.sidecar import InputSpec, read_sidecar, sha256_of, write_sidecar
-from ..data.datasets import canonical_split
 from .calibration import (
     DEFAULT_CALIBRATION_SIZE,
     DEFAULT_PARITY_SIZE,
@@ -37,26 +47,10 @@ from .calibration import (
 )
 from .common import command_line, first_line, library_versions, stdout_to_stderr
 from .parity import ParityResult, measure_parity, require_parity
-from .qat import QatOptions, run_qat
+from .qat import QatOptions
 
 log = logging.getLogger(__name__)
 
-#: precisions whose export needs calibration images
-CALIBRATED = {"int8", "qat"}
-#: (format, precision) -> how the artifact is made, recorded in its sidecar
-QUANTIZATION_PATHS = {
-    ("tflite", "fp32"): "TFLiteConverter.from_keras_model, float32",
-    ("tflite", "fp16"): "TFLiteConverter.from_keras_model, float16 weights",
-    ("tflite", "dynamic"): "TFLiteConverter.from_keras_model, dynamic-range int8 weights",
-    ("tflite", "int8"): "TFLiteConverter.from_keras_model, full-integer post-training "
-                        "quantisation calibrated on the representative set",
-    ("tflite", "qat"): "tfmot quantize_model on a tf_keras rebuild, QAT fine-tuning, then "
-                       "TFLiteConverter full-integer with the ranges learned in training",
-    ("onnx", "fp32"): "tf2onnx.convert.from_keras, opset 17, dynamic batch",
-    ("onnx", "int8"): "onnxruntime quantize_static after quant_pre_process: QDQ, per-channel "
-                      "QInt8 weights, QUInt8 activations, MinMax calibration",
-}
-BATCH = 256
 #: split name -> the key the accuracy is recorded under, as in the training sidecar
 SPLIT_KEYS = {"val": "publictest", "test": "privatetest"}
 
@@ -74,6 +68,20 @@ class ExportOptions:
     seed: int = 0
     qat: QatOptions = field(default_factory=QatOptions)
     command: str = ""                      # recorded in sidecars; default: this process's
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """What a registry row's exporter gets: write the artifact's main file at ``out``
+    (and its companions beside it) and return what the sidecar should add."""
+
+    row: ArtifactFormat
+    model: Any                          # the source Keras model
+    source_path: Path                   # its ``.keras`` file
+    out: Path                           # the main file to write, in a temporary folder
+    calibration: np.ndarray | None      # prepared images when ``row.calibrated``
+    data_path: Path | None              # the data set (QAT trains on it)
+    options: ExportOptions
 
 
 @dataclass(frozen=True)
@@ -143,11 +151,6 @@ def load_source(path: str | os.PathLike) -> SourceModel:
     return SourceModel(path=path, model=model, sidecar=sidecar, sha256=sha256_of(path))
 
 
-def predict_all(predictor: Predictor, x: np.ndarray) -> np.ndarray:
-    """``predictor``'s probabilities for every image of ``x``, in batches."""
-    return np.concatenate([predictor.predict(x[i:i + BATCH]) for i in range(0, len(x), BATCH)])
-
-
 class Exporter:
     """Exports one source model; loads its data sets once and shares them between exports."""
 
@@ -206,22 +209,26 @@ class Exporter:
     @cached_property
     def reference(self) -> np.ndarray:
         """The source's probabilities on the parity images."""
-        return predict_all(self.source_predictor, self.parity_images.x)
+        return self.source_predictor.predict_batch(self.parity_images.x)
 
     # ---- export
 
     def destination(self, row: ArtifactFormat) -> Path:
-        if row.format == "keras":
-            raise ConfigError("keras is the source format; export to: " + ", ".join(
-                sorted({r.format for r in FORMATS if r.format != "keras"})))
+        if row.exporter is None:
+            raise ConfigError(f"{row.format} is a source format; export to: " + ", ".join(
+                dict.fromkeys(r.format for r in EXPORTABLE)))
         dest = self.out_dir / artifact_name(self.source.stem, row)
-        if dest.exists() and not self.options.overwrite:
-            raise ExportError(f"{dest}: already exists; pass --overwrite to replace it")
+        taken = [p for p in row.members(dest) if p.exists()] or ([dest] if dest.exists() else [])
+        if taken and not self.options.overwrite:
+            raise ExportError(f"{taken[0]}: already exists; pass --overwrite to replace it")
         return dest
 
     def export(self, fmt: str, precision: str) -> ExportResult:
         """Convert, check parity, and move the artifact and its sidecar into place."""
-        row = find_format(fmt, precision)
+        return self.export_row(find_format(fmt, precision))
+
+    def export_row(self, row: ArtifactFormat) -> ExportResult:
+        """``export`` for a registry row (a row with another parity rule, in tests)."""
         dest = self.destination(row)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         tmp_dir = Path(tempfile.mkdtemp(dir=self.out_dir, prefix=f".{dest.name}-"))
@@ -231,11 +238,10 @@ class Exporter:
                 details = self._convert(row, tmp)
             sidecar = self._sidecar(row, tmp, details)
             write_sidecar(tmp, sidecar)
-            parity = require_parity(self.check_parity(tmp, precision), dest)
+            parity = require_parity(self.check_parity(tmp, row.parity), dest)
             sidecar["parity"] = parity.to_dict()
             write_sidecar(tmp, sidecar)
-            os.replace(tmp, dest)
-            os.replace(tmp_dir / f"{dest.name}.json", Path(f"{dest}.json"))
+            _move_into_place(row, tmp, dest)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
         log.info("%s: %s, %d bytes, parity %s", dest, row.title, sidecar["size_bytes"],
@@ -243,18 +249,21 @@ class Exporter:
         return ExportResult(path=dest, row=row, size_bytes=sidecar["size_bytes"], parity=parity,
                             quantization=sidecar["export"]["quantization"], sidecar=sidecar)
 
-    def check_parity(self, artifact: Path, precision: str) -> ParityResult:
-        """Compare ``artifact`` (loaded by the runtime) with the source on the parity images."""
+    def check_parity(self, artifact: Path, rule: ParityRule | None = None) -> ParityResult:
+        """Compare ``artifact`` (loaded by the runtime) with the source on the parity images,
+        under ``rule`` (default: the artifact's registry row's)."""
+        if rule is None:
+            rule = format_of(artifact, read_sidecar(artifact)).parity
         with load_predictor(artifact) as predictor:
-            probs = predict_all(predictor, self.parity_images.x)
+            probs = predictor.predict_batch(self.parity_images.x)
         data = f"{self.parity_images.source} ({self.parity_images.split})"
-        return measure_parity(precision, self.reference, probs, data)
+        return measure_parity(rule, self.reference, probs, data)
 
     def accuracy(self, artifact: Path, split: str) -> float:
         """Top-1 accuracy of ``artifact`` on all of ``split`` of the data, via the runtime."""
         images = self.eval_set(split)
         with load_predictor(artifact) as predictor:
-            probs = predict_all(predictor, images.x)
+            probs = predictor.predict_batch(images.x)
         return float((probs.argmax(1) == images.y).mean())
 
     def eval_set(self, split: str) -> ImageSet:
@@ -266,32 +275,19 @@ class Exporter:
         return self._eval_sets[split]
 
     def _convert(self, row: ArtifactFormat, tmp: Path) -> dict[str, Any]:
-        """Write the artifact for ``row`` to ``tmp``; return what the sidecar should say."""
-        calibration = self.calibration if row.precision in CALIBRATED else None
-        details: dict[str, Any] = {
-            "quantization": QUANTIZATION_PATHS[(row.format, row.precision)],
-            "calibration": calibration.describe() | {"seed": self.options.seed}
-            if calibration else None,
-        }
-        int8_io = self.options.int8_io and row.format == "tflite" and row.precision in CALIBRATED
-        details["io"] = "int8" if int8_io else "float32"
-        if row.precision == "qat":
-            details["calibration"] |= {"used_for": "checking the tf_keras rebuild; the "
-                                                   "quantisation ranges come from QAT"}
-        if row.format == "tflite" and row.precision == "qat":
-            details["qat"] = run_qat(self.source.path, self.data_path, calibration.x, tmp,
-                                     self.options.qat, int8_io)
-        elif row.format == "tflite":
-            from .tflite import convert_tflite
-
-            tmp.write_bytes(convert_tflite(self.source.model, row.precision,
-                                           calibration.x if calibration else None, int8_io))
-        else:
-            from .onnx_export import convert_onnx
-
-            convert_onnx(self.source.model, row.precision, tmp,
-                         calibration.x if calibration else None)
-        return details
+        """Write the artifact for ``row`` at ``tmp`` with the row's exporter; return what the
+        sidecar should say."""
+        calibration = self.calibration if row.calibrated else None
+        job = ExportJob(row=row, model=self.source.model, source_path=self.source.path,
+                        out=tmp, calibration=calibration.x if calibration else None,
+                        data_path=self.data_path if calibration else None,
+                        options=self.options)
+        added = dict(import_object(row.exporter)(job) or {})
+        described = calibration.describe() | {"seed": self.options.seed} if calibration else None
+        if described and "calibration_used_for" in added:
+            described["used_for"] = added.pop("calibration_used_for")
+        return {"quantization": row.made_by, "calibration": described,
+                "io": added.pop("io", "float32"), "extra": added}
 
     def _sidecar(self, row: ArtifactFormat, tmp: Path, details: dict[str, Any]) -> dict[str, Any]:
         src = self.source
@@ -304,15 +300,16 @@ class Exporter:
             "labels": list(src.labels),
             "input": dict(src.sidecar["input"]),
             "io": {"input": details["io"], "output": details["io"]},
-            "sha256": sha256_of(tmp),
-            "size_bytes": tmp.stat().st_size,
+            "sha256": row.sha256(tmp),
+            "size_bytes": row.size_bytes(tmp),
+            **({"files": _member_records(row, tmp)} if row.layout != "file" else {}),
             "export": {
                 "command": self.options.command or command_line(),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "versions": library_versions(),
                 "quantization": details["quantization"],
                 "calibration": details["calibration"],
-                **({"qat": details["qat"]} if "qat" in details else {}),
+                **details["extra"],
             },
             "parity": None,
             "source": {"file": src.path.name, "sha256": src.sha256}
@@ -328,13 +325,28 @@ def export_model(model_path: str | os.PathLike, fmt: str, precision: str,
         return exporter.export(row.format, row.precision)
 
 
+def select_rows(names: str | None) -> tuple[ArtifactFormat, ...]:
+    """Exportable rows named by a comma-separated list of registry keys (``openvino-int8``)
+    or format names (``openvino``); ``None`` is every exportable row."""
+    if not names:
+        return EXPORTABLE
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    known = {r.key for r in EXPORTABLE} | {r.format for r in EXPORTABLE}
+    unknown = [n for n in wanted if n not in known]
+    if unknown or not wanted:
+        raise ConfigError(f"unknown format(s) {', '.join(unknown) or names!r}; choose from: "
+                          f"{', '.join(sorted(known))}")
+    return tuple(r for r in EXPORTABLE if r.key in wanted or r.format in wanted)
+
+
 def export_all(model_path: str | os.PathLike, options: ExportOptions = ExportOptions(),
-               eval_split: str = "test") -> list[SummaryRow]:
-    """Export every row of the format table and measure each artifact's accuracy on
-    ``eval_split``; a row that fails is reported with its error and the rest go on."""
+               eval_split: str = "test",
+               rows: tuple[ArtifactFormat, ...] = EXPORTABLE) -> list[SummaryRow]:
+    """Export ``rows`` (default: every exportable row of the registry) and measure each
+    artifact's accuracy on ``eval_split``; a row that fails is reported with its error and
+    the rest go on."""
     eval_split = canonical_split(eval_split)
     with Exporter(model_path, options) as exporter:
-        rows = [r for r in FORMATS if r.format != "keras"]
         for row in rows:  # refuse before any work if a destination is taken
             exporter.destination(row)
         source = exporter.source.path
@@ -349,7 +361,7 @@ def export_all(model_path: str | os.PathLike, options: ExportOptions = ExportOpt
                                           None, str(exc)))
                 continue
             accuracy = exporter.accuracy(result.path, eval_split)
-            sidecar = dict(result.sidecar)
+            sidecar = dict(result.sidecar)  # measured accuracy joins the sidecar
             sidecar["accuracy"] = {
                 SPLIT_KEYS.get(eval_split, eval_split): accuracy,
                 "images": len(exporter.eval_set(eval_split)),
@@ -359,3 +371,22 @@ def export_all(model_path: str | os.PathLike, options: ExportOptions = ExportOpt
                                       result.size_bytes, result.parity.describe(),
                                       result.parity.value, accuracy))
         return summary
+
+
+def _member_records(row: ArtifactFormat, path: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of each file of a multi-file artifact, by name."""
+    root = path if row.layout == "folder" else path.parent
+    return {p.relative_to(root).as_posix(): {"size_bytes": p.stat().st_size,
+                                             "sha256": sha256_of(p)}
+            for p in row.members(path)}
+
+
+def _move_into_place(row: ArtifactFormat, tmp: Path, dest: Path) -> None:
+    """Move the artifact's files and sidecar from ``tmp`` to ``dest`` (replacing old ones)."""
+    if row.layout == "folder":
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    else:
+        for member in row.members(tmp):
+            os.replace(member, dest.parent / member.name)
+    os.replace(sidecar_path(tmp), sidecar_path(dest))

@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..runtime.errors import ExportError
 from .common import first_line
+
+if TYPE_CHECKING:
+    from .exporter import ExportJob
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +85,9 @@ def convert_onnx(model, precision: str, out_path: Path,
         fp32_path = Path(tmp) / "model.fp32.onnx"
         convert_onnx_fp32(model, fp32_path)
         quantize_onnx_int8(fp32_path, out_path, calibration)
+
+
+def export_onnx(job: ExportJob) -> dict[str, Any]:
+    """The registry's exporter for ONNX fp32 and int8."""
+    convert_onnx(job.model, job.row.precision, job.out, job.calibration)
+    return {}

@@ -1,7 +1,8 @@
 """Parity: does an exported artifact agree with its Keras source on real images?
 
-The tolerances live here, keyed by precision: float exports must match the source's
-probabilities closely, quantised ones must pick the same class nearly always.
+Each row of the format registry carries its rule (``ParityRule``): float exports must
+match the source's probabilities closely (fp32 max abs diff <= 1e-4, fp16 <= 1e-2),
+quantised ones must pick the same class nearly always (top-1 agreement >= 98%).
 """
 
 from __future__ import annotations
@@ -13,22 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime.errors import ExportParityError
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    metric: str      # "max_abs_diff" (at most) or "top1_agreement" (at least)
-    limit: float
-
-
-#: precision -> how far an artifact of that precision may stray from its source
-TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance("max_abs_diff", 1e-4),
-    "fp16": Tolerance("max_abs_diff", 1e-2),
-    "dynamic": Tolerance("top1_agreement", 0.98),
-    "int8": Tolerance("top1_agreement", 0.98),
-    "qat": Tolerance("top1_agreement", 0.98),
-}
+from ..runtime.formats import ParityRule
 
 
 @dataclass(frozen=True)
@@ -53,22 +39,18 @@ class ParityResult:
         return f"top-1 {self.value:.2%} (>= {self.tolerance:.0%})"
 
 
-def measure_parity(precision: str, reference: np.ndarray, candidate: np.ndarray,
+def measure_parity(rule: ParityRule, reference: np.ndarray, candidate: np.ndarray,
                    data: str = "") -> ParityResult:
-    """Compare two ``(N, K)`` probability arrays under ``precision``'s tolerance."""
-    tolerance = TOLERANCES[precision]
+    """Compare two ``(N, K)`` probability arrays under ``rule``."""
     if reference.shape != candidate.shape or not len(reference):
         raise ExportParityError(f"cannot compare outputs of shapes {reference.shape} and "
                                 f"{candidate.shape}")
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
     max_abs_diff = float(diff.max()) if np.isfinite(diff).all() else float("inf")
     agreement = float((reference.argmax(1) == candidate.argmax(1)).mean())
-    if tolerance.metric == "max_abs_diff":
-        value, passed = max_abs_diff, max_abs_diff <= tolerance.limit
-    else:
-        value, passed = agreement, agreement >= tolerance.limit
-    return ParityResult(metric=tolerance.metric, value=value, tolerance=tolerance.limit,
-                        passed=bool(passed), images=len(reference),
+    value = max_abs_diff if rule.metric == "max_abs_diff" else agreement
+    return ParityResult(metric=rule.metric, value=value, tolerance=rule.limit,
+                        passed=bool(rule.passes(value)), images=len(reference),
                         max_abs_diff=max_abs_diff, top1_agreement=agreement, data=data)
 
 

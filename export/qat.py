@@ -27,11 +27,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..runtime.errors import EmotionEdgeError, ExportError
+
+if TYPE_CHECKING:
+    from .exporter import ExportJob
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,18 @@ def run_qat(model_path: Path, data_path: Path, calibration: np.ndarray, out_path
         if proc.returncode != 0 or not report_path.is_file():
             raise ExportError(f"QAT export failed: {_child_error(proc)}")
         return json.loads(report_path.read_text())
+
+
+def export_qat(job: ExportJob) -> dict[str, Any]:
+    """The registry's exporter for TFLite QAT int8."""
+    if job.calibration is None or job.data_path is None:
+        raise ExportError("QAT export needs calibration images and the training data")
+    int8_io = job.options.int8_io
+    report = run_qat(job.source_path, job.data_path, job.calibration, job.out,
+                     job.options.qat, int8_io)
+    return {"io": "int8" if int8_io else "float32", "qat": report,
+            "calibration_used_for": "checking the tf_keras rebuild; the quantisation ranges "
+                                    "come from QAT"}
 
 
 def _child_error(proc: subprocess.CompletedProcess) -> str:
@@ -275,8 +290,8 @@ def _set_weights(layer, weights: list[np.ndarray], source_name: str) -> None:
 
 
 def _training_images(data: str, labels: tuple[str, ...], spec, options: QatOptions) -> np.ndarray:
-    from ..runtime.preprocess import prepare_batch
     from ..data.datasets import load_split
+    from ..runtime.preprocess import prepare_batch
     from .calibration import stratified_indices
 
     split = load_split(data, "train", labels=labels, size=spec.height, channels=spec.channels)
@@ -290,6 +305,7 @@ def quantization_aware_export(model_path: Path, data: str, calibration: np.ndarr
     """The child's work (see the module docstring); call only with TF_USE_LEGACY_KERAS=1."""
     import keras
 
+    from ..runtime.preprocess import predict_in_batches
     from ..runtime.sidecar import InputSpec, read_sidecar
 
     sidecar = read_sidecar(model_path)
@@ -303,8 +319,11 @@ def quantization_aware_export(model_path: Path, data: str, calibration: np.ndarr
     started = time.time()
     tf_keras.utils.set_random_seed(options.seed)
     rebuilt = to_tf_keras(source)
-    reference = np.asarray(source.predict(calibration, batch_size=256, verbose=0))
-    rebuilt_probs = rebuilt.predict(calibration, batch_size=256, verbose=0)
+    classes = len(sidecar["labels"])
+    reference = predict_in_batches(source.predict_on_batch, calibration, spec,
+                                   num_outputs=classes)
+    rebuilt_probs = predict_in_batches(rebuilt.predict_on_batch, calibration, spec,
+                                       num_outputs=classes)
     rebuild_diff = float(np.abs(reference - rebuilt_probs).max())
     if not rebuild_diff <= REBUILD_TOLERANCE:
         raise ExportError(f"QAT: the tf_keras rebuild differs from the Keras 3 model by "
@@ -312,7 +331,7 @@ def quantization_aware_export(model_path: Path, data: str, calibration: np.ndarr
     del source
 
     x = _training_images(data, tuple(sidecar["labels"]), spec, options)
-    targets = rebuilt.predict(x, batch_size=256, verbose=0)
+    targets = predict_in_batches(rebuilt.predict_on_batch, x, spec, num_outputs=classes)
     for layer in rebuilt.layers:  # fine-tune with frozen statistics, as the float model runs
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             layer.trainable = False

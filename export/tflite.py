@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..runtime.errors import ExportError
 from .common import first_line
+
+if TYPE_CHECKING:
+    from .exporter import ExportJob
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +64,10 @@ def convert_tflite(model, precision: str, calibration: np.ndarray | None = None,
         return bytes(converter.convert())
     except Exception as exc:  # noqa: BLE001  the converter raises many types
         raise ExportError(f"TFLite {precision} conversion failed: {first_line(exc)}") from None
+
+
+def export_tflite(job: ExportJob) -> dict[str, Any]:
+    """The registry's exporter for TFLite fp32, fp16, dynamic and int8."""
+    int8_io = job.options.int8_io and job.row.precision == "int8"
+    job.out.write_bytes(convert_tflite(job.model, job.row.precision, job.calibration, int8_io))
+    return {"io": "int8" if int8_io else "float32"}

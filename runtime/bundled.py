@@ -1,13 +1,14 @@
 """The models shipped inside the package (``emotion_edge/runtime/models/``), found by name.
 
-Artifacts are named ``STEM + suffix`` from the format table (``default.int8.tflite``,
-``default.keras`` …), each with its ``.json`` sidecar. A bundled model can be named as:
+Artifacts are named ``STEM + suffix`` from the format registry (``default.int8.tflite``,
+``default.keras``, ``default.fp32.openvino.xml`` …), each with its ``.json`` sidecar. A
+bundled model can be named as:
 
 * its file name: ``default.fp16.tflite``;
 * ``STEM``: the default format, TFLite int8 (``default`` -> ``default.int8.tflite``);
-* ``STEM-FORMAT-PRECISION``, the format table's key: ``default-tflite-fp16``,
+* ``STEM-FORMAT-PRECISION``, the registry's key: ``default-tflite-fp16``,
   ``default-onnx-int8``;
-* ``STEM-FORMAT``: the first bundled precision of that format in table order
+* ``STEM-FORMAT``: the first bundled precision of that format in registry order
   (``default-keras`` -> ``default.keras``, ``default-onnx`` -> ``default.fp32.onnx``).
 
 ``None`` means ``default``.
@@ -20,12 +21,19 @@ from importlib.resources import files
 from pathlib import Path
 
 from .errors import ModelLoadError
-from .formats import FORMAT_NAMES, FORMATS, ArtifactFormat, find_format
+from .formats import (
+    FORMAT_NAMES,
+    FORMATS,
+    MODEL_EXTENSIONS,
+    ArtifactFormat,
+    find_format,
+    scan_artifacts,
+    split_artifact_name,
+)
 
 DEFAULT_STEM = "default"
 #: the format a bare stem resolves to: full-integer TFLite, the fastest on a device
 DEFAULT_FORMAT: ArtifactFormat = find_format("tflite", "int8")
-MODEL_SUFFIXES = tuple(sorted({f".{name}" for name in FORMAT_NAMES}))
 
 
 def models_dir() -> Path:
@@ -33,26 +41,12 @@ def models_dir() -> Path:
     return Path(str(files("emotion_edge.runtime") / "models"))
 
 
-def _split_name(file_name: str) -> tuple[str, ArtifactFormat] | None:
-    """``default.fp16.tflite`` -> ``("default", tflite-fp16 row)``; None for other files."""
-    for row in sorted(FORMATS, key=lambda r: -len(r.suffix)):
-        if file_name.endswith(row.suffix) and len(file_name) > len(row.suffix):
-            return file_name[:-len(row.suffix)], row
-    return None
-
-
 def bundled_models() -> dict[str, list[Path]]:
-    """Bundled artifacts by stem, each list in format-table order (only files with a sidecar)."""
-    folder = models_dir()
-    if not folder.is_dir():
-        return {}
-    order = {row.key: i for i, row in enumerate(FORMATS)}
-    found: dict[str, list[tuple[int, Path]]] = {}
-    for path in folder.iterdir():
-        split = _split_name(path.name)
-        if split and path.is_file() and Path(f"{path}.json").is_file():
-            found.setdefault(split[0], []).append((order[split[1].key], path))
-    return {stem: [p for _, p in sorted(items)] for stem, items in sorted(found.items())}
+    """Bundled artifacts by stem, each list in registry order (only those with a sidecar)."""
+    found: dict[str, list[Path]] = {}
+    for path, _ in scan_artifacts(models_dir()):
+        found.setdefault(split_artifact_name(path.name)[0], []).append(path)
+    return found
 
 
 def _bundled_names() -> list[str]:
@@ -61,7 +55,7 @@ def _bundled_names() -> list[str]:
 
 def _candidates(name: str) -> list[str]:
     """File names that ``name`` may refer to, best first."""
-    if _split_name(name):
+    if split_artifact_name(name):
         return [name]
     for row in FORMATS:
         if name.endswith(f"-{row.key}"):
@@ -83,11 +77,11 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
         return as_path
     folder = models_dir()
     for candidate in _candidates(name):
-        if (folder / candidate).is_file():
+        if (folder / candidate).exists():
             return folder / candidate
     bundled = ", ".join(_bundled_names()) or "none"
-    if name.lower().endswith(MODEL_SUFFIXES):
+    if name.lower().endswith(MODEL_EXTENSIONS):
         raise ModelLoadError(f"{name}: no such model file, and no bundled model of that name "
                              f"(bundled: {bundled})")
     raise ModelLoadError(f"no bundled model {name!r} (bundled: {bundled}); pass the path of a "
-                         ".tflite, .onnx or .keras file")
+                         f"model file ({', '.join(MODEL_EXTENSIONS)})")

@@ -1,6 +1,7 @@
 """The model's contract: the JSON sidecar written beside every artifact.
 
-``model.tflite`` has ``model.tflite.json`` beside it (likewise ``.onnx`` and ``.keras``).
+``model.tflite`` has ``model.tflite.json`` beside it (likewise every format: the sidecar
+sits beside the artifact's main path, see ``formats``).
 It holds the labels in order, the input spec, precision and format, hashes, and how the
 artifact was made and measured. Preprocessing reads the input spec from here.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +23,11 @@ SIDECAR_SUFFIX = ".json"
 
 @dataclass(frozen=True)
 class InputSpec:
-    """How a face crop becomes model input: ``pixel * scale + offset`` on a resized crop."""
+    """How a face crop becomes model input: ``pixel * scale + offset`` on a resized crop.
+
+    The defaults are FER2013's (48x48 gray, pixels scaled to [0, 1]), the spec the model
+    builders in ``train/`` declare; a sidecar must spell out every field.
+    """
 
     height: int = 48
     width: int = 48
@@ -33,22 +39,38 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputSpec:
+        """The spec a sidecar records; every field is required and type-checked."""
         if not isinstance(data, dict):
             raise ModelLoadError(f"input spec must be a JSON object, got {data!r}")
-        types = {"height": int, "width": int, "channels": int, "scale": (int, float),
-                 "offset": (int, float), "color": str, "layout": str}
+        types = {"height": int, "width": int, "channels": int, "color": str,
+                 "scale": (int, float), "offset": (int, float), "layout": str}
+        missing = [key for key in types if key not in data]
+        if missing:
+            raise ModelLoadError(
+                f"input spec {data!r} lacks {', '.join(missing)}; a sidecar must record every "
+                f"field ({', '.join(types)}), none is assumed")
         for key, kind in types.items():
-            value = data.get(key)
-            if key in data and (not isinstance(value, kind) or isinstance(value, bool)):
+            value = data[key]
+            if not isinstance(value, kind) or isinstance(value, bool):
                 raise ModelLoadError(f"input spec field {key!r} has the wrong type: {value!r}")
-        spec = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        spec = cls(**{k: data[k] for k in types})
         if (spec.channels not in (1, 3) or spec.color not in ("gray", "rgb")
                 or (spec.color == "gray") != (spec.channels == 1)):
             raise ModelLoadError(f"unsupported input spec {data!r}: channels must be 1 (gray) "
                                  "or 3 (rgb)")
         if spec.height < 8 or spec.width < 8:
             raise ModelLoadError(f"unsupported input size {spec.height}x{spec.width}")
+        if spec.layout != "NHWC":
+            raise ModelLoadError(f"unsupported input layout {spec.layout!r}; expected NHWC")
+        if not (math.isfinite(spec.scale) and math.isfinite(spec.offset)) or spec.scale == 0:
+            raise ModelLoadError(f"input spec scale/offset must be finite numbers and scale "
+                                 f"non-zero, got {spec.scale!r}, {spec.offset!r}")
         return spec
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """One example's shape, ``(H, W, C)``."""
+        return (self.height, self.width, self.channels)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from emotion_edge.data.datasets import load_split
 from emotion_edge.export.calibration import calibration_set
 from emotion_edge.runtime import load_predictor, prepare_batch
 from emotion_edge.runtime.bundled import models_dir
 from emotion_edge.runtime.sidecar import InputSpec, read_sidecar, sha256_of, write_sidecar
-from emotion_edge.data.datasets import load_split
 
 
 def quantise(fp32: Path, out: Path, calibration: np.ndarray, one_batch: bool) -> None:
@@ -39,7 +39,7 @@ def quantise(fp32: Path, out: Path, calibration: np.ndarray, one_batch: bool) ->
 
 def predict_all(model: Path, x: np.ndarray) -> np.ndarray:
     with load_predictor(model, threads=1) as p:
-        return np.concatenate([p.predict(x[i:i + 256]) for i in range(0, len(x), 256)])
+        return p.predict_batch(x)
 
 
 def p50_ms(model: Path, x: np.ndarray, warmup: int = 20, runs: int = 300) -> float:

@@ -1,4 +1,5 @@
-"""Tiny model artifacts for tests: a Keras model exported to TFLite and ONNX, each with a sidecar.
+"""Tiny model artifacts for tests: a Keras model exported to TFLite, ONNX and OpenVINO, each
+with a sidecar.
 
 Test files import these helpers (``from artifacts import make_tflite``); conversions take a
 second or two each, so callers build them once per module.
@@ -6,12 +7,15 @@ second or two each, so callers build them once per module.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 from conftest import build_tiny_keras, save_with_sidecar
+from emotion_edge.runtime.formats import find_format
 from emotion_edge.runtime.labels import FER2013_LABELS
-from emotion_edge.runtime.sidecar import InputSpec, read_sidecar, sha256_of, write_sidecar
+from emotion_edge.runtime.preprocess import prepare_batch
+from emotion_edge.runtime.sidecar import InputSpec, read_sidecar, write_sidecar
 
 
 def sample_faces(n: int = 8, seed: int = 0) -> np.ndarray:
@@ -27,7 +31,7 @@ def sample_faces(n: int = 8, seed: int = 0) -> np.ndarray:
 
 def sample_batch(n: int = 8, seed: int = 0) -> np.ndarray:
     """``sample_faces`` as model input for the default input spec: float32 (n, 48, 48, 1)."""
-    return (sample_faces(n, seed).astype(np.float32) / 255.0)[..., None]
+    return prepare_batch(list(sample_faces(n, seed)), InputSpec())
 
 
 def build_varied_keras(seed: int = 0):
@@ -50,25 +54,43 @@ def build_varied_keras(seed: int = 0):
     return model
 
 
+def build_trained_keras(seed: int = 0):
+    """``build_tiny_keras`` trained for a few seconds to tell ``sample_faces``' seven classes
+    apart (the tiny CSV's images follow the same pattern): its predictions vary by input,
+    with margins wide enough that a correct int8 export agrees on every image."""
+    import keras
+
+    model = build_tiny_keras(seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(sample_batch(140, seed=11), np.arange(140) % 7, epochs=40, batch_size=35,
+              verbose=0)
+    return model
+
+
 def make_all(folder: Path, model=None) -> dict[str, Path]:
-    """One model as Keras, TFLite fp32/fp16/int8 and ONNX fp32 in ``folder``, by format key."""
+    """One model as Keras, TFLite fp32/fp16/int8, ONNX fp32 and (when OpenVINO is installed)
+    OpenVINO fp32 in ``folder``, by registry key."""
     model = model or build_varied_keras()
     folder = Path(folder)
-    return {
+    made = {
         "keras-fp32": make_keras(folder / "tiny.keras", model),
         "tflite-fp32": make_tflite(folder / "tiny.fp32.tflite", model),
         "tflite-fp16": make_tflite(folder / "tiny.fp16.tflite", model, "fp16"),
         "tflite-int8": make_tflite(folder / "tiny.int8.tflite", model, "int8"),
         "onnx-fp32": make_onnx(folder / "tiny.fp32.onnx", model),
     }
+    if importlib.util.find_spec("openvino"):
+        made["openvino-fp32"] = make_openvino(folder / "tiny.fp32.openvino.xml", made["onnx-fp32"])
+    return made
 
 
 def write_artifact_sidecar(path: Path, fmt: str, precision: str, labels=None,
                            spec: InputSpec | None = None) -> Path:
+    row = find_format(fmt, precision)
     write_sidecar(path, {
         "name": "tiny", "format": fmt, "precision": precision,
         "labels": list(labels or FER2013_LABELS), "input": (spec or InputSpec()).to_dict(),
-        "sha256": sha256_of(path),
+        "sha256": row.sha256(path), "size_bytes": row.size_bytes(path),
     })
     return path
 
@@ -110,6 +132,14 @@ def make_onnx(path: Path, model=None) -> Path:
     tf2onnx.convert.from_keras(model, input_signature=signature, opset=17,
                                output_path=str(path))
     return write_artifact_sidecar(path, "onnx", "fp32")
+
+
+def make_openvino(path: Path, onnx_path: Path) -> Path:
+    """Convert the ONNX model at ``onnx_path`` to OpenVINO IR at ``path`` (+ its ``.bin``)."""
+    from emotion_edge.export.openvino_export import onnx_to_openvino
+
+    onnx_to_openvino(Path(onnx_path), Path(path))
+    return write_artifact_sidecar(Path(path), "openvino", "fp32")
 
 
 def edit_sidecar(path: Path, **changes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -24,12 +25,13 @@ from emotion_edge.runtime import (
 )
 from emotion_edge.runtime.formats import BACKENDS, Backend
 from emotion_edge.runtime.labels import FER2013_LABELS
-from emotion_edge.runtime.sidecar import sidecar_path
+from emotion_edge.runtime.sidecar import InputSpec, sidecar_path
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 
-KEYS = ("keras-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32")
+KEYS = ("keras-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32",
+        *(("openvino-fp32",) if importlib.util.find_spec("openvino") else ()))
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +149,10 @@ def test_missing_file_and_sidecar(models, tmp_path):
 
 @pytest.mark.parametrize("changes, match", [
     ({"labels": list(FER2013_LABELS) + ["contempt"]}, "7 outputs .* 8 labels"),
-    ({"input": {"height": 64, "width": 64, "channels": 1}}, r"\(48, 48, 1\).*\(64, 64, 1\)"),
-    ({"input": {"channels": 3, "color": "rgb"}}, "sidecar says"),
+    ({"input": InputSpec(height=64, width=64).to_dict()}, r"\(48, 48, 1\).*\(64, 64, 1\)"),
+    ({"input": InputSpec(channels=3, color="rgb").to_dict()}, "sidecar says"),
+    ({"input": {k: v for k, v in InputSpec().to_dict().items() if k != "scale"}},
+     "lacks scale; a sidecar must record every field"),
     ({"precision": "fp16"}, "sidecar says tflite fp16"),
     ({"format": "onnx"}, "sidecar says onnx"),
     ({"labels": ["a", "a", "b", "c", "d", "e", "f"]}, "duplicates"),

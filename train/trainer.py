@@ -249,10 +249,12 @@ def _compile(model, cfg: TrainConfig) -> None:
 
 
 def predict_probs(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    x4 = (x[..., None] if x.ndim == 3 else x).astype(np.float32) / 255.0
-    out = [np.asarray(model.predict_on_batch(x4[i:i + batch_size]))
-           for i in range(0, len(x4), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+    """Probabilities of a Keras ``model`` for uint8 crops ``x``, through the runtime's batched
+    path and the input spec the trained model's sidecar records."""
+    from ..runtime.preprocess import predict_in_batches
+
+    return predict_in_batches(model.predict_on_batch, x, InputSpec(),
+                              num_outputs=model.output_shape[-1], batch_size=batch_size)
 
 
 def choose_prior_correction(probs: np.ndarray, y: np.ndarray, log_prior: np.ndarray,
