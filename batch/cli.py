@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from emotion_edge.runtime import DEFAULT_DETECTOR, RecognizerOptions
 from emotion_edge.runtime.formats import BACKENDS
 
 from .pipeline import DEFAULT_BATCH_SIZE
@@ -43,22 +44,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="engine threads per actor (default 1)")
     parser.add_argument("--no-detect", action="store_true",
                         help="take each whole image as one face (for face crops)")
-    parser.add_argument("--detector", default="blazeface",
-                        help="face detector: blazeface, blazeface-full (small faces) or haar")
-    parser.add_argument("--tiling", type=int, default=0, metavar="N",
-                        help="also detect on overlapping tiles (as predict --tiling)")
+    parser.add_argument("--detector", default=None, metavar="NAME",
+                        help=f"face detector, as predict's (default {DEFAULT_DETECTOR})")
+    parser.add_argument("--tiling", type=int, default=None, metavar="N",
+                        help="blazeface and blazeface-full only: as predict --tiling")
+    parser.add_argument("--pyramid-side", type=int, default=None, metavar="PX",
+                        help="blazeface-pyramid only: as predict --pyramid-side")
     parser.add_argument("--score-threshold", type=float, default=None,
                         help="minimum face detection score (default: the detector's own)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from emotion_edge.runtime import RecognizerOptions
+def recognizer_options(args: argparse.Namespace) -> RecognizerOptions:
+    """The RecognizerOptions the arguments ask for; options not given keep the runtime's
+    defaults, so batch recognises exactly as predict does."""
+    given = {"model": args.model, "backend": args.backend, "threads": args.threads,
+             "detector": args.detector, "tiling": args.tiling,
+             "pyramid_side": args.pyramid_side, "score_threshold": args.score_threshold}
+    return RecognizerOptions(detect_faces=not args.no_detect,
+                             **{k: v for k, v in given.items() if v is not None})
 
+
+def run(args: argparse.Namespace) -> int:
     from .job import run_batch
 
-    options = RecognizerOptions(model=args.model, backend=args.backend, threads=args.threads,
-                                detect_faces=not args.no_detect, detector=args.detector,
-                                tiling=args.tiling, score_threshold=args.score_threshold)
+    options = recognizer_options(args)
     summary = run_batch(args.inputs, args.out, options, address=args.address,
                         workers=args.workers, batch_size=args.batch_size,
                         overwrite=args.overwrite)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from emotion_edge.runtime.errors import ConfigError
-from emotion_edge.runtime.image import IMAGE_SUFFIXES
+from emotion_edge.runtime.image import IMAGE_SUFFIXES, is_image_file
 
 GLOB_CHARACTERS = frozenset("*?[")
 
@@ -82,8 +82,7 @@ def _is_image(path: str) -> bool:
 
 def _images_in_folder(item: str) -> list[str]:
     if not is_uri(item):
-        return sorted(str(p.absolute()) for p in Path(item).rglob("*")
-                      if p.is_file() and _is_image(p.name))
+        return sorted(str(p.absolute()) for p in Path(item).rglob("*") if is_image_file(p))
     return sorted(uri for uri in _list_remote(item.rstrip("/")) if _is_image(uri))
 
 

@@ -8,6 +8,7 @@ stalled pipeline fails the test instead of hanging the suite.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 import sys
@@ -161,17 +162,18 @@ def test_broken_files_become_error_rows(first_run, photos):
         assert row["error"].startswith(f"{photos / name}: not a readable image")
 
 
-def test_resume_skips_files_already_done(first_run, photos, tmp_path):
+def test_resume_skips_files_already_done(first_run, photos, tmp_path, caplog):
     summary, out = first_run
     resumed = tmp_path / "resumed.parquet"
     shutil.copytree(out, resumed)
     extra = tmp_path / "more"
     extra.mkdir()
     shutil.copyfile(photos / "astronaut.png", extra / "astronaut_again.png")
-    with deadline():
-        again = run_batch([str(photos), str(extra)], str(resumed), RecognizerOptions(),
-                          workers=1)
-    assert (again.files, again.skipped) == (1, summary.files)
+    caplog.set_level(logging.INFO)
+    with deadline():  # through the command line, as a user resumes
+        assert main(["batch", str(photos), str(extra), "--out", str(resumed),
+                     "--workers", "1"]) == 0
+    assert f"1 files ({summary.files} skipped as already done)" in caplog.text
     table = pq.read_table(resumed)
     first = pq.read_table(out)
     assert table.num_rows == first.num_rows + 1
