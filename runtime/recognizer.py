@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .detectors.registry import DEFAULT_DETECTOR
-from .errors import ConfigError
+from .errors import ConfigError, ModelLoadError
 from .image import ImageLike, read_image
 from .predictor import Predictor, load_predictor
 from .preprocess import prepare_batch, whole_image_as_face
@@ -101,6 +101,7 @@ class EmotionRecognizer:
                                   "with detect_faces=False (--no-detect)")
         self.predictor: Predictor = load_predictor(
             self.options.model, backend=self.options.backend, threads=self.options.threads)
+        self._closed = False
         self._detector = None
         try:
             if self.options.detect_faces:
@@ -129,6 +130,8 @@ class EmotionRecognizer:
 
         An image with no face gives an empty list. Bad images raise BadImageError.
         """
+        if self._closed:
+            raise ModelLoadError("this EmotionRecognizer was closed; create a new one")
         if isinstance(image, (str, os.PathLike)) and name is None:
             name = str(Path(image))
         pixels = read_image(image, name=name)
@@ -167,10 +170,11 @@ class EmotionRecognizer:
         return results
 
     def close(self) -> None:
+        """Release the model and the detector; ``analyze`` raises ModelLoadError afterwards."""
+        self._closed = True
         self.predictor.close()
         if self._detector is not None:
             self._detector.close()
-            self._detector = None
 
     def __enter__(self) -> EmotionRecognizer:
         return self

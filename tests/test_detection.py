@@ -22,7 +22,12 @@ from emotion_edge.runtime.detectors import (
     build_detector,
     detector_names,
 )
-from emotion_edge.runtime.detectors.blazeface import drop_nested, ssd_anchors, weighted_nms
+from emotion_edge.runtime.detectors.blazeface import (
+    drop_nested,
+    ssd_anchors,
+    tiles,
+    weighted_nms,
+)
 from emotion_edge.runtime.errors import BackendUnavailableError, ConfigError
 from emotion_edge.runtime.image import read_image, resize, to_gray
 
@@ -223,6 +228,15 @@ def test_registry_lists_every_detector_default_first():
                 assert (resources.files("emotion_edge.runtime") / "detectors" / file).is_file()
     assert DETECTORS["blazeface-pyramid"].extra_options == ("pyramid_side",)
     assert DETECTORS["blazeface-full"].extra_options == ("tiling",)
+
+
+def test_tiles_cover_the_photo_and_stay_few_on_thin_photos():
+    assert tiles(640, 280, 1) == [(0, 0, 280, 280), (180, 0, 460, 280), (360, 0, 640, 280)]
+    assert len(tiles(1280, 1280, 4)) == 25
+    strip = tiles(1280, 20, 4)  # side 64, not 5: 27 tiles instead of about 4,000
+    assert len(strip) == 27 and strip[-1] == (1216, 0, 1280, 64)
+    with build_detector("blazeface", tiling=4) as detector:
+        assert detector.detect(np.zeros((20, 1280, 3), np.uint8)) == []
 
 
 def test_readme_table_is_the_registry():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from emotion_edge.runtime import EmotionRecognizer, RecognizerOptions
+from emotion_edge.runtime import EmotionRecognizer, ModelLoadError, RecognizerOptions
 from emotion_edge.runtime.image import read_image
 
 pytest.importorskip("ai_edge_litert")
@@ -46,3 +46,13 @@ def test_shared_recognizer_matches_serial_calls(demo_faces, shared):
 def test_shared_recognizer_8_threads_x_200_calls(demo_faces, shared):
     photos = [read_image(demo_faces / name) for name in PHOTOS]
     _hammer(shared, photos, threads=8, calls=200)
+
+
+def test_a_closed_recognizer_raises_a_typed_error(demo_faces):
+    recognizer = EmotionRecognizer(RecognizerOptions(threads=1))
+    photo = read_image(demo_faces / "grace_hopper.jpg")
+    assert len(recognizer.analyze(photo)) == 1
+    recognizer.close()
+    with pytest.raises(ModelLoadError, match="closed"):
+        recognizer.analyze(photo)
+    recognizer.close()  # closing twice is harmless

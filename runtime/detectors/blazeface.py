@@ -216,9 +216,15 @@ class BlazeFaceModel:
         self._interpreter.close()
 
 
+#: Tiles are never smaller than this many pixels, so a long thin photo gets few tiles: at
+#: most about (longer side) / 48 (a 1280x20 strip: 27 tiles, not 4,000).
+MIN_TILE_SIDE = 64
+
+
 def tiles(width: int, height: int, tiling: int) -> list[tuple[int, int, int, int]]:
-    """Overlapping square tiles (x0, y0, x1, y1): side = shorter side / tiling, >= 25% overlap."""
-    side = max(1, round(min(width, height) / tiling))
+    """Overlapping square tiles (x0, y0, x1, y1): side = shorter side / tiling (at least
+    :data:`MIN_TILE_SIDE`; a tile may then reach past the image), >= 25% overlap."""
+    side = max(MIN_TILE_SIDE, round(min(width, height) / tiling))
     step = side * 0.75
 
     def starts(length: int) -> list[int]:
