@@ -1,5 +1,6 @@
-"""Fuzz the input layer: every malformed image, array, path, CSV or image folder must give a
-result or a typed error (``EmotionEdgeError``), never another exception, a crash or a hang.
+"""Fuzz the input layer: every malformed image, array, path, CSV or image folder, and odd
+pictures through the bundled model (``analyze``), must give a result or a typed error
+(``EmotionEdgeError``), never another exception, a crash or a hang.
 
 ``python scripts/fuzz.py --cases 10000`` (``make fuzz``) runs each case in a worker process,
 so a crash (a signal, such as SIGSEGV inside a decoder) or a hang (no answer within
@@ -296,6 +297,32 @@ def case_folder(rng: random.Random, folder: Path) -> None:
     load_image_folder(root)
 
 
+@cache
+def recognizer(detector: bool):
+    from emotion_edge.runtime import EmotionRecognizer, RecognizerOptions
+
+    return EmotionRecognizer(RecognizerOptions(detect_faces=detector))
+
+
+def case_analyze(rng: random.Random, folder: Path) -> None:
+    """Odd but valid pictures (tiny, a few pixels wide, flat, noisy) or mutated files through
+    the bundled model, with and without face detection."""
+    if rng.random() < 0.5:
+        gen = np.random.default_rng(rng.randrange(1 << 32))
+        height, width = rng.choice([(2, 2), (2, 3000), (3000, 2), (5, 7), (48, 48), (480, 640),
+                                    (rng.randint(2, 900), rng.randint(2, 900))])
+        shape = (height, width) if rng.random() < 0.3 else (height, width, rng.choice((3, 4)))
+        image = (gen.integers(0, 256, shape, dtype=np.uint8) if rng.random() < 0.5
+                 else np.full(shape, rng.choice((0, 255)), np.uint8))
+    else:
+        image = mutate(rng.choice(list(image_samples().values())), rng)
+    faces = recognizer(rng.random() < 0.7).analyze(image)
+    for face in faces:
+        total = sum(face.probabilities.values())
+        if not (np.isfinite(total) and abs(total - 1) < 1e-3 and 0 <= face.score <= 1):
+            raise AssertionError(f"bad probabilities {face.probabilities}")
+
+
 def case_selftest_crash(rng: random.Random, folder: Path) -> None:
     os.abort()
 
@@ -307,6 +334,7 @@ def case_selftest_hang(rng: random.Random, folder: Path) -> None:
 CASES: dict[str, Callable[[random.Random, Path], None]] = {
     "image-bytes": case_image_bytes, "image-file": case_image_file, "array": case_array,
     "pil": case_pil, "path": case_path, "csv": case_csv, "folder": case_folder,
+    "analyze": case_analyze,
 }
 SELFTEST = {"selftest-crash": case_selftest_crash, "selftest-hang": case_selftest_hang}
 

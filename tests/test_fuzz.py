@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from emotion_edge.data.datasets import load_fer2013
-from emotion_edge.runtime.errors import BadImageError, DataError
+from emotion_edge.runtime.errors import BadImageError, DataError, EmotionEdgeError
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -81,6 +81,19 @@ def test_every_valid_sample_reads():
     assert {"png", "jpeg", "gif", "webp"} <= set(fuzz.image_samples())
     for data in fuzz.image_samples().values():
         fuzz.read_checked(data)  # the unmutated files must not be refused
+
+
+@settings(FAST, max_examples=60)
+@given(RANDOMS)
+def test_odd_pictures_through_the_model(rng):
+    from emotion_edge.runtime.bundled import bundled_models
+
+    if not bundled_models():
+        pytest.skip("no bundled model")
+    try:
+        fuzz.case_analyze(rng, Path("."))
+    except EmotionEdgeError:
+        pass
 
 
 @pytest.mark.parametrize("choice", range(fuzz.SPECIAL_PATHS))
