@@ -2,8 +2,10 @@
 
 Copies ``RUN/model.keras`` into ``runtime/models/NAME.keras``, measures its PublicTest
 and PrivateTest accuracy with ``emotion-edge evaluate`` into its sidecar, then exports it
-to every format and precision of the format table beside it (``export --all``). This is
+to every format and precision of the format registry beside it (``export --all``). This is
 the last step of ``make bundle-default``; nothing is replaced without ``--overwrite``.
+``--only KEYS`` instead exports just those registry rows from the bundled ``NAME.keras``
+(e.g. ``--only openvino`` after the registry gained OpenVINO), without retraining.
 """
 
 from __future__ import annotations
@@ -57,12 +59,29 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
     write_sidecar(target, meta)
     log.info("%s: PublicTest %.4f, PrivateTest %.4f", target.name, accuracy["publictest"],
              accuracy["privatetest"])
-    rows = export_all(target, ExportOptions(
-        calibration_data=data, overwrite=overwrite,
-        command=shlex.join(["python", "-m", "emotion_edge.export.bundle", *sys.argv[1:]])))
+    rows = export_all(target, ExportOptions(calibration_data=data, overwrite=overwrite,
+                                            command=_command()))
     return {"model": str(target), "accuracy": accuracy,
             "artifacts": [row.__dict__ for row in rows],
             "sidecar": str(sidecar_path(target))}
+
+
+def bundle_only(data: Path, only: str, name: str = "default", *,
+                models_dir: Path = MODELS_DIR, overwrite: bool = False) -> dict:
+    """Export the registry rows ``only`` names from the bundled ``NAME.keras``, beside it."""
+    from .exporter import ExportOptions, export_all, select_rows
+
+    rows = select_rows(only)
+    target = models_dir / f"{name}.keras"
+    if not target.is_file():
+        raise ConfigError(f"{target}: no bundled model to export from; bundle a run first")
+    made = export_all(target, ExportOptions(calibration_data=data, overwrite=overwrite,
+                                            command=_command()), rows=rows)
+    return {"model": str(target), "artifacts": [row.__dict__ for row in made]}
+
+
+def _command() -> str:
+    return shlex.join(["python", "-m", "emotion_edge.export.bundle", *sys.argv[1:]])
 
 
 def _save_without_optimizer(source: Path, target: Path) -> None:
@@ -74,16 +93,26 @@ def _save_without_optimizer(source: Path, target: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emotion_edge.export.bundle", description=__doc__)
-    p.add_argument("run", type=Path, help="finished training run folder (holds model.keras)")
+    p.add_argument("run", type=Path, nargs="?",
+                   help="finished training run folder (holds model.keras)")
+    p.add_argument("--only", metavar="KEYS",
+                   help="instead of bundling a run, export only these registry keys or formats "
+                   "(comma-separated, e.g. openvino) from the bundled NAME.keras")
     p.add_argument("--data", type=Path, required=True, help="FER2013 CSV (.csv or .csv.gz)")
     p.add_argument("--name", default="default", help="bundled model name (default: default)")
     p.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if (args.run is None) == (args.only is None):
+        p.error("pass a run folder, or --only KEYS to export from the bundled model")
     try:
-        result = bundle(args.run, args.data, args.name, models_dir=args.models_dir,
-                        overwrite=args.overwrite)
+        if args.only:
+            result = bundle_only(args.data, args.only, args.name, models_dir=args.models_dir,
+                                 overwrite=args.overwrite)
+        else:
+            result = bundle(args.run, args.data, args.name, models_dir=args.models_dir,
+                            overwrite=args.overwrite)
     except EmotionEdgeError as exc:
         print(f"bundle: error: {exc}", file=sys.stderr)
         return 2
