@@ -1,75 +1,38 @@
-"""LiteRT (TensorFlow Lite): resizes the batch axis on demand and (de)quantises int8 I/O.
+"""LiteRT (TensorFlow Lite): any batch size, int8 inputs and outputs (de)quantised here.
 
-Like every engine module, this one imports its engine at module level: the runtime imports
-it only when a model of its format is loaded.
+The interpreter is opened by the runtime's one LiteRT helper (``runtime/litert.py``: the
+XNNPACK fallback, typed errors and a lock, so one engine may be shared between threads).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from ..litert import open_litert
 from .base import Engine, require_single_io
-
-log = logging.getLogger(__name__)
 
 
 class LiteRTEngine(Engine):
-    """A LiteRT interpreter. One interpreter is not thread-safe, so calls hold a lock."""
+    """A ``.tflite`` model on LiteRT."""
 
     def __init__(self, path: Path, threads: int | None) -> None:
-        self._lock = threading.Lock()
-        self._interpreter = _litert_interpreter(path, threads)
-        inputs = self._interpreter.get_input_details()
-        outputs = self._interpreter.get_output_details()
+        self._interpreter = open_litert(path, threads=threads, name=path.name)
+        inputs, outputs = self._interpreter.inputs, self._interpreter.outputs
         require_single_io(path, len(inputs), len(outputs))
+        self.input_shape = tuple(int(d) for d in inputs[0]["shape"][1:])
+        self.num_outputs = int(outputs[0]["shape"][-1])
+        # resizing the batch axis keeps each tensor's dtype and quantisation
         self._input, self._output = inputs[0], outputs[0]
-        self.input_shape = tuple(int(d) for d in self._input["shape"][1:])
-        self.num_outputs = int(self._output["shape"][-1])
-        self._batch = int(self._input["shape"][0])
-
-    def _resize(self, batch_size: int) -> None:
-        shape = [batch_size, *self.input_shape]
-        self._interpreter.resize_tensor_input(self._input["index"], shape)
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self._batch = batch_size
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        with self._lock:
-            if batch.shape[0] != self._batch:
-                self._resize(batch.shape[0])
-            self._interpreter.set_tensor(self._input["index"], _quantise(batch, self._input))
-            self._interpreter.invoke()
-            return _dequantise(self._interpreter.get_tensor(self._output["index"]), self._output)
+        (output,) = self._interpreter.run([_quantise(batch, self._input)])
+        return _dequantise(output, self._output)
 
     def close(self) -> None:
-        self._interpreter = None
-
-
-def _litert_interpreter(path: Path, threads: int | None) -> Any:
-    """An allocated interpreter; without the XNNPACK delegate when XNNPACK rejects the model
-    (it refuses some int8 layers whose quantisation scales it cannot represent)."""
-    try:
-        interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
-        return interpreter
-    except RuntimeError as exc:
-        if "XNNPACK" not in str(exc):
-            raise
-        log.warning("%s: XNNPACK cannot run this model (%s); using LiteRT's built-in kernels",
-                    path.name, str(exc).strip())
-    interpreter = Interpreter(
-        model_path=str(path), num_threads=threads,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interpreter.allocate_tensors()
-    return interpreter
+        self._interpreter.close()
 
 
 def _quantise(batch: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
@@ -83,6 +46,6 @@ def _quantise(batch: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 def _dequantise(output: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     if output.dtype == np.float32:
-        return output.copy()
+        return output
     scale, zero_point = detail["quantization"]
     return ((output.astype(np.float32) - zero_point) * scale).astype(np.float32)
