@@ -343,3 +343,21 @@ def test_huge_photos_are_detected_in_bounded_memory(demo_faces, default):
     assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB"
     assert _iou(found.box, reference * 5 + [2000, 1500, 2000, 1500]) > 0.8
     assert crop.shape == (48, 48, 3) and crop.std() > 10
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--detector", "blazeface-full", "--tiling", "500"], "tiling must be in [0, 4]"),
+    (["--tiling", "1"], "tiling is an option of the blazeface and blazeface-full"),
+    (["--pyramid-side", "5000"], "pyramid_side must be in [128, 1280]"),
+    (["--detector", "yolo"], "choose from 'blazeface-pyramid', 'blazeface', 'blazeface-full', "
+                             "'haar'"),
+])
+def test_predict_refuses_bad_detector_options(demo_faces, capsys, args, message):
+    from emotion_edge.cli import main
+
+    try:
+        code = main(["predict", str(demo_faces / "grace_hopper.jpg"), *args])
+    except SystemExit as exc:  # argparse's own refusal of an unknown choice
+        code = exc.code
+    assert code == 2
+    assert message in capsys.readouterr().err
