@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -102,6 +103,26 @@ def mutate(data: bytes, rng: random.Random, rounds: int | None = None) -> bytes:
             start = rng.randrange(len(out))
             out[at:at] = out[start:start + rng.randint(1, 64)]
     return bytes(out)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def header_bomb(rng: random.Random) -> bytes:
+    """A small file claiming a large image: a PNG whose pixel stream is a deflated run of
+    zeros (a real decompression bomb below the limit, a header-only one above it) or a PPM
+    with a few bytes of pixels. Sides are drawn around the 50-megapixel limit."""
+    width = rng.choice((1, 2, 7_070, 10_000, 20_000, 28_000, 65_535, rng.randint(1, 12_000)))
+    height = rng.choice((1, 2, 5_000, 7_070, 20_000, 28_000, rng.randint(1, 12_000)))
+    if rng.random() < 0.3:
+        return f"P{rng.choice((5, 6))}\n{width} {height}\n255\n".encode() + b"\x80" * 64
+    color, channels = rng.choice(((0, 1), (2, 3), (4, 2), (6, 4)))
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((8, color, 0, 0, 0))
+    raw = (width * channels + 1) * height
+    stream = zlib.compress(b"\0" * (raw if raw <= 60_000_000 else 4096), 9)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", stream)
+            + _png_chunk(b"IEND", b""))
 
 
 def random_array(rng: random.Random) -> np.ndarray:
@@ -249,6 +270,10 @@ def case_image_file(rng: random.Random, folder: Path) -> None:
     read_checked(path if rng.random() < 0.5 else str(path))
 
 
+def case_bomb(rng: random.Random, folder: Path) -> None:
+    read_checked(header_bomb(rng))
+
+
 def case_array(rng: random.Random, folder: Path) -> None:
     read_checked(random_array(rng))
 
@@ -334,7 +359,7 @@ def case_selftest_hang(rng: random.Random, folder: Path) -> None:
 CASES: dict[str, Callable[[random.Random, Path], None]] = {
     "image-bytes": case_image_bytes, "image-file": case_image_file, "array": case_array,
     "pil": case_pil, "path": case_path, "csv": case_csv, "folder": case_folder,
-    "analyze": case_analyze,
+    "analyze": case_analyze, "bomb": case_bomb,
 }
 SELFTEST = {"selftest-crash": case_selftest_crash, "selftest-hang": case_selftest_hang}
 

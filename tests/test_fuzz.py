@@ -59,6 +59,12 @@ def test_mutated_image_files(name, rng, tmp_path):
     read_or_refuse(path)
 
 
+@settings(FAST, max_examples=40)
+@given(RANDOMS)
+def test_decompression_bombs(rng):
+    read_or_refuse(fuzz.header_bomb(rng))
+
+
 DTYPES = ["uint8", "int8", "uint16", "int32", "int64", "uint64", "float16", "float32",
           "float64", "bool", "complex64", "m8[s]", "M8[s]"]
 
