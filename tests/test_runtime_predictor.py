@@ -13,7 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from artifacts import edit_sidecar, make_all, make_tflite, sample_batch
+from artifacts import (
+    build_varied_keras,
+    edit_sidecar,
+    make_all,
+    make_onnx,
+    make_tflite,
+    sample_batch,
+    sample_faces,
+)
 from conftest import build_tiny_keras
 from emotion_edge.runtime import (
     BackendUnavailableError,
@@ -22,6 +30,7 @@ from emotion_edge.runtime import (
     ModelLoadError,
     bundled,
     load_predictor,
+    prepare_batch,
 )
 from emotion_edge.runtime.formats import BACKENDS, Backend
 from emotion_edge.runtime.labels import FER2013_LABELS
@@ -285,3 +294,88 @@ def test_int8_model_xnnpack_refuses_runs_on_builtin_kernels(tmp_path, caplog):
         probs = predictor.predict(sample_batch(3))
     assert "XNNPACK cannot run this model" in caplog.text
     assert np.isfinite(probs).all() and probs.shape == (3, 7)
+
+
+# ---- the model contract: complete input spec, intact files, probabilities out
+
+
+@pytest.mark.parametrize("field", ["scale", "offset", "color", "layout"])
+def test_sidecar_missing_an_input_field_is_refused(models, tmp_path, field):
+    path = copy_artifact(models["tflite-fp32"], tmp_path / "m.fp32.tflite")
+    spec = {k: v for k, v in InputSpec().to_dict().items() if k != field}
+    edit_sidecar(path, input=spec)
+    with pytest.raises(ModelLoadError, match=rf"lacks {field}; a sidecar must record every"):
+        load_predictor(path)
+
+
+@pytest.mark.parametrize("key", ["tflite-fp32", "onnx-fp32", "keras-fp32"])
+def test_flipped_bits_are_refused(models, tmp_path, key):
+    path = copy_artifact(models[key], tmp_path / models[key].name)
+    data = bytearray(path.read_bytes())
+    for i in range(16):  # 16 bits in the second half, where the weights are
+        data[len(data) // 2 + 131 * i] ^= 0x04
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="sha256 differs .* damaged or replaced"):
+        load_predictor(path)
+
+
+def test_size_and_missing_hash_are_checked(models, tmp_path):
+    path = copy_artifact(models["onnx-fp32"], tmp_path / "m.fp32.onnx")
+    edit_sidecar(path, size_bytes=123)
+    with pytest.raises(ModelLoadError, match="its sidecar records 123"):
+        load_predictor(path)
+    edit_sidecar(path, size_bytes=path.stat().st_size, sha256=None)
+    with pytest.raises(ModelLoadError, match="records no sha256"):
+        load_predictor(path)
+
+
+def _logits_model():
+    import keras
+
+    model = build_varied_keras()
+    return keras.Model(model.input, model.get_layer("logits").output)
+
+
+def test_logits_model_is_refused_at_load(tmp_path):
+    path = make_tflite(tmp_path / "logits.fp32.tflite", _logits_model())
+    with pytest.raises(ModelLoadError, match="outputs are not probabilities .* softmax"):
+        load_predictor(path)
+
+
+def test_nan_model_is_refused_at_load(tmp_path):
+    model = build_tiny_keras()
+    layer = model.get_layer("logits")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.full_like(kernel, np.nan), bias])
+    path = make_onnx(tmp_path / "nan.fp32.onnx", model)
+    with pytest.raises(ModelLoadError, match="NaN or infinite outputs"):
+        load_predictor(path)
+
+
+def test_big_batches_are_chunked_with_the_same_result(models):
+    import tracemalloc
+
+    faces = np.concatenate([sample_faces(7, seed=s) for s in range(20000 // 7 + 1)])[:20000]
+    with load_predictor(models["tflite-int8"]) as predictor:
+        tracemalloc.start()
+        probs = predictor.predict_batch(faces, batch_size=500)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        pieces = [predictor.predict(prepare_batch(list(faces[i:i + 1000]), InputSpec()))
+                  for i in range(0, len(faces), 1000)]
+        floats = predictor.predict_batch(prepare_batch(list(faces[:300]), InputSpec()), 64)
+    assert probs.shape == (20000, 7)
+    np.testing.assert_allclose(probs, np.concatenate(pieces), atol=1e-6)
+    np.testing.assert_allclose(floats, probs[:300], atol=1e-6)
+    # one float batch of every face would take 184 MB; chunks of 500 stay far below that
+    assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert len(set(probs.argmax(1))) > 2
+
+
+def test_predict_batch_refuses_unprepared_floats(models):
+    with load_predictor(models["onnx-fp32"]) as predictor:
+        with pytest.raises(InputShapeError, match=r"prepared model input .* \(N, 48, 48, 1\)"):
+            predictor.predict_batch(np.zeros((3, 48, 48), np.float32))
+        with pytest.raises(ConfigError, match="batch size"):
+            predictor.predict_batch(sample_faces(3), batch_size=0)
+        assert predictor.predict_batch(sample_faces(0)).shape == (0, 7)
