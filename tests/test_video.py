@@ -97,6 +97,12 @@ def test_outputs_match_the_photo_recognizer_and_a_hand_smoothing(clip, tmp_path)
     assert track["dominant"] == max(counts, key=counts.get)
     assert track["share"] == pytest.approx({k: counts[k] / len(rows) for k in labels},
                                            abs=1e-4)
+    raw_labels, labels_seen = [r["raw_label"] for r in rows], [r["label"] for r in rows]
+    assert track["label_changes"] == {
+        "raw": sum(a != b for a, b in zip(raw_labels, raw_labels[1:], strict=False)),
+        "smoothed": sum(a != b for a, b in zip(labels_seen, labels_seen[1:], strict=False))}
+    assert track["off_dominant"]["raw"] == pytest.approx(
+        sum(label != track["dominant"] for label in raw_labels) / len(rows), abs=1e-4)
     assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -110,8 +110,8 @@ class TrackStats:
 
     def summary(self, emotions: tuple[str, ...]) -> dict[str, Any]:
         """First and last time, dominant (most frequent smoothed) label, each emotion's
-        share of the analysed frames, and how often the raw and smoothed labels left the
-        dominant one."""
+        share of the analysed frames, how often the raw and smoothed labels left the
+        dominant one, and how many times each changed from one analysed frame to the next."""
         counts = Counter(self.labels)
         dominant = counts.most_common(1)[0][0]
         n = len(self.labels)
@@ -122,7 +122,12 @@ class TrackStats:
             "off_dominant": {
                 "raw": round(sum(label != dominant for label in self.raw_labels) / n, 4),
                 "smoothed": round(sum(label != dominant for label in self.labels) / n, 4)},
+            "label_changes": {"raw": _changes(self.raw_labels), "smoothed": _changes(self.labels)},
         }
+
+
+def _changes(labels: list[str]) -> int:
+    return sum(a != b for a, b in zip(labels, labels[1:], strict=False))
 
 
 class RunStats:
