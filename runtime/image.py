@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 from pathlib import Path
 from typing import IO, Union
@@ -186,9 +187,11 @@ def _decode(source: IO[bytes], label: str) -> np.ndarray:
             return _from_pil(_upright(img), label)
     except BadImageError:
         raise
-    except Image.DecompressionBombError:
-        raise BadImageError(f"{label}: image is too large (more than "
-                            f"{MAX_PIXELS // 1_000_000} megapixels)") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, above ours
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found[1]) / 1e6:.0f} megapixels; " if found else ""
+        raise BadImageError(f"{label}: image is too large ({size}at most "
+                            f"{MAX_PIXELS // 1_000_000} megapixels are read)") from None
     except Image.UnidentifiedImageError:
         raise BadImageError(f"{label}: not a readable image (unknown or unsupported format)"
                             ) from None
