@@ -142,3 +142,15 @@ def test_litert_banner_is_not_printed(model, folder):
         capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0 and "face0.png" in result.stdout
     assert "XNNPACK" not in result.stderr
+
+
+def test_a_closed_stdout_pipe_ends_quietly(model, folder):
+    """``emotion-edge predict … | head -1``: the reader is gone before the table is written."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emotion_edge", "predict", str(folder / "face0.png"),
+         str(folder / "face1.png"), "--model", str(model), "--no-detect"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
