@@ -61,7 +61,7 @@ def test_outputs_match_the_photo_recognizer_and_a_hand_smoothing(clip, tmp_path)
         "faces.csv", "out.mp4", "summary.json", "timeline.png"]  # no temporary files left
 
     with VideoReader(clip) as reader, EmotionRecognizer(RECOGNIZER) as photo:
-        expected = {i: photo.analyze(frame) for i, (frame, _) in enumerate(reader.frames())}
+        expected = {i: photo.analyze(frame) for i, (frame, _, _) in enumerate(reader.frames())}
     rows = read_csv(tmp_path / "faces.csv")
     assert [int(r["frame"]) for r in rows] == [i for i in range(FRAMES) if i not in (9, 10)]
     labels = photo.labels
@@ -106,7 +106,11 @@ def test_outputs_match_the_photo_recognizer_and_a_hand_smoothing(clip, tmp_path)
     assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_annotated_video_has_every_frame_at_the_same_size_and_rate(clip, tmp_path):
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p"])  # drawn on YUV / on RGB
+def test_annotated_video_has_every_frame_at_the_same_size_and_rate(pix_fmt, clip, tmp_path):
+    if pix_fmt != "yuv420p":
+        clip = make_clip(tmp_path / "clip444.mp4", seconds=FRAMES / FPS, fps=FPS, width=320,
+                         height=240, hidden=frozenset({9, 10}), pix_fmt=pix_fmt)
     analyze_video(clip, VideoOptions(StreamOptions(RECOGNIZER)),
                   VideoTargets(out=tmp_path / "out.mp4"))
     with av.open(str(tmp_path / "out.mp4")) as container:
@@ -115,7 +119,7 @@ def test_annotated_video_has_every_frame_at_the_same_size_and_rate(clip, tmp_pat
         assert stream.codec_context.name == "h264" and float(stream.average_rate) == FPS
     assert len(frames) == FRAMES and frames[0].shape == (240, 320, 3)
     with VideoReader(clip) as reader:
-        (first, _), *_ = reader.frames()
+        (first, _, _), *_ = reader.frames()
     # boxes are drawn: the annotated frame differs from the source clearly but locally
     changed = np.abs(frames[0].astype(int) - first.astype(int)).max(axis=2) > 60
     assert 0.005 < changed.mean() < 0.2

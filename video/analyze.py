@@ -20,9 +20,9 @@ from typing import Any
 
 from ..runtime.stream import StreamOptions, StreamRecognizer, StreamResult
 from .errors import TruncatedVideoError
-from .io import VideoReader, VideoWriter
+from .io import VideoReader, VideoWriter, writable_planes
 from .outputs import FaceLog, RunStats, StagedOutputs
-from .render import draw_tracks
+from .render import draw_tracks, draw_tracks_yuv
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class _Pass:
             self._csv = staged.temporary["csv"].open("w", newline="", encoding="utf-8")
             self.log = FaceLog(self._csv, stream.labels)
 
-    def frame(self, pixels: Any, time_s: float) -> StreamResult:
+    def frame(self, pixels: Any, time_s: float, decoded: Any) -> StreamResult:
         start = time.perf_counter()
         result = self.stream.process(pixels, timestamp_s=time_s)
         recognized = time.perf_counter()
@@ -108,7 +108,7 @@ class _Pass:
             if self.log is not None:
                 self.log.write(self.read, result)
         if self.writer is not None:
-            self.writer.write(draw_tracks(pixels, result.faces))
+            self._write(pixels, decoded, result)
         tracking = self.stream.tracking_ms / 1e3
         self.clock.recognize += recognized - start - tracking
         self.clock.track += tracking
@@ -117,6 +117,15 @@ class _Pass:
         self.last_s = time_s
         self.read += 1
         return result
+
+    def _write(self, pixels: Any, decoded: Any, result: StreamResult) -> None:
+        """Draw on the decoded YUV frame and encode it as it is when the encoder takes it
+        (saves converting RGB back to YUV), else draw on the RGB copy."""
+        if self.writer.takes_as_is(decoded):
+            draw_tracks_yuv(writable_planes(decoded), result.faces)
+            self.writer.write_decoded(decoded)
+        else:
+            self.writer.write(draw_tracks(pixels, result.faces))
 
     def close(self) -> None:
         if self._csv is not None:

@@ -157,8 +157,9 @@ class VideoReader:
                          _is_live(self.source))
 
     def frames(self, start_s: float = 0.0,
-               end_s: float | None = None) -> Iterator[tuple[np.ndarray, float]]:
-        """RGB uint8 frames and their times in seconds, from ``start_s`` to ``end_s``.
+               end_s: float | None = None) -> Iterator[tuple[np.ndarray, float, Any]]:
+        """RGB uint8 frames, their times in seconds and the decoded ``av.VideoFrame``s,
+        from ``start_s`` to ``end_s``.
 
         Times always increase (a repeated or missing timestamp becomes the previous one
         plus one frame). Raises EmptyVideoError when no frame is in range and
@@ -180,7 +181,7 @@ class VideoReader:
             if end_s is not None and time_s > end_s:
                 break
             count += 1
-            yield frame.to_ndarray(format="rgb24"), time_s
+            yield frame.to_ndarray(format="rgb24"), time_s, frame
         if count == 0:
             where = "" if start_s <= 0 and end_s is None else " between --start and --end"
             raise EmptyVideoError(f"{self.source}: no video frames{where}")
@@ -219,6 +220,17 @@ class VideoReader:
         self.close()
 
 
+def writable_planes(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Y, U and V planes of a decoded YUV 4:2:0 frame as writable arrays. The frame's
+    buffer is first made its own (the decoder may still use it as a reference)."""
+    frame.make_writable()
+    planes = []
+    for plane in frame.planes[:3]:
+        flat = np.frombuffer(plane, np.uint8)
+        planes.append(flat.reshape(plane.height, plane.line_size)[:, :plane.width])
+    return planes[0], planes[1], planes[2]
+
+
 def pick_encoder(av: Any) -> str:
     """The first encoder of :data:`ENCODERS` this FFmpeg has."""
     for name in ENCODERS:
@@ -252,13 +264,28 @@ class VideoWriter:
         if threads is not None:
             stream.codec_context.thread_count = threads
         self._stream = stream
+        self._time_base = 1 / rate
         self._av = av
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
-        frame = self._av.VideoFrame.from_ndarray(
-            np.ascontiguousarray(rgb[:self.height, :self.width]), format="rgb24")
+        """Encode one RGB frame."""
+        self._encode(self._av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(rgb[:self.height, :self.width]), format="rgb24"))
+
+    def takes_as_is(self, frame: Any) -> bool:
+        """Whether a decoded frame can be encoded as it is (YUV 4:2:0 of the output size)."""
+        return (frame.format.name == "yuv420p" and frame.width == self.width
+                and frame.height == self.height)
+
+    def write_decoded(self, frame: Any) -> None:
+        """Encode a decoded frame (see :meth:`takes_as_is`) without converting it."""
+        frame.pict_type = 0  # let the encoder choose the frame type, not the source's
+        self._encode(frame)
+
+    def _encode(self, frame: Any) -> None:
         frame.pts = self.frames
+        frame.time_base = self._time_base
         self.frames += 1
         for packet in self._stream.encode(frame):
             self._container.mux(packet)

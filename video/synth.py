@@ -60,8 +60,8 @@ def _place(canvas, image, side: float, centre_x: float, centre_y: float) -> None
 
 
 def write_clip(path: str | Path, frames: Iterator[np.ndarray], fps: int = 30,
-               codec: str = "libx264") -> Path:
-    """Encode RGB ``frames`` to ``path`` at ``fps`` with ``codec`` (yuv420p)."""
+               codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
+    """Encode RGB ``frames`` to ``path`` at ``fps`` with ``codec`` in ``pix_fmt``."""
     av = import_av()
     path = Path(path)
     with av.open(str(path), "w") as container:
@@ -70,7 +70,7 @@ def write_clip(path: str | Path, frames: Iterator[np.ndarray], fps: int = 30,
             if stream is None:
                 stream = container.add_stream(codec, rate=fps)
                 stream.height, stream.width = rgb.shape[:2]
-                stream.pix_fmt = "yuv420p"
+                stream.pix_fmt = pix_fmt
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 container.mux(packet)
         if stream is not None:
@@ -82,8 +82,8 @@ def write_clip(path: str | Path, frames: Iterator[np.ndarray], fps: int = 30,
 def make_clip(path: str | Path, *, photo: str | Path = DEFAULT_PHOTO, seconds: float = 1.0,
               fps: int = 30, width: int = 640, height: int = 480,
               hidden: frozenset[int] = frozenset(), noise: float = 0.0,
-              codec: str = "libx264") -> Path:
+              codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
     """A clip of ``photo`` panned and zoomed for ``seconds`` (see :func:`clip_frames`)."""
     frames = clip_frames(photo, frames=round(seconds * fps), width=width, height=height,
                          hidden=hidden, noise=noise)
-    return write_clip(path, frames, fps, codec)
+    return write_clip(path, frames, fps, codec, pix_fmt)
