@@ -195,9 +195,17 @@ from emotion_edge.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 MISSING_EXTRA_COMMANDS = [
-    (["app"], "app"), (["bench", "--quick"], "bench"), (["info", "--models"], "keras"),
+    (["app", "--port", "{port}"], "app"), (["bench", "--quick"], "bench"),
+    (["info", "--models"], "keras"),
     (["train", "--data", "{csv}", "--model", "vgg_s2", "--out", "{tmp}/run"], "train"),
 ]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
 
 
 def _check_missing_extra(result, extra: str) -> None:
@@ -209,7 +217,7 @@ def _check_missing_extra(result, extra: str) -> None:
 
 @pytest.mark.parametrize("argv, extra", MISSING_EXTRA_COMMANDS)
 def test_missing_extra_is_one_line_and_exit_2(argv, extra, tiny_csv, tmp_path):
-    argv = [a.format(csv=tiny_csv, tmp=tmp_path) for a in argv]
+    argv = [a.format(csv=tiny_csv, tmp=tmp_path, port=_free_port()) for a in argv]
     result = subprocess.run([sys.executable, "-c", BLOCKER, *argv], capture_output=True,
                             text=True, timeout=300, check=False, cwd=tmp_path)
     _check_missing_extra(result, extra)
@@ -232,7 +240,7 @@ def test_missing_extras_in_a_tflite_only_venv(tmp_path, tiny_csv):
         pytest.skip(f"cannot install [tflite] here: {installed.stderr[-500:]}")
     cli = str(venv / "bin" / "emotion-edge")
     for argv, extra in MISSING_EXTRA_COMMANDS:
-        argv = [a.format(csv=tiny_csv, tmp=tmp_path) for a in argv]
+        argv = [a.format(csv=tiny_csv, tmp=tmp_path, port=_free_port()) for a in argv]
         _check_missing_extra(run([cli, *argv], cwd=tmp_path), extra)
     photo = tmp_path / "face.png"
     Image.fromarray(np.full((64, 64), 128, np.uint8)).save(photo)
