@@ -157,6 +157,24 @@ def test_ctrl_c_leaves_complete_playable_outputs(clip, tmp_path):
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def test_a_file_cut_short_gives_outputs_for_its_frames_then_an_error(tmp_path):
+    whole = make_clip(tmp_path / "whole.mp4", seconds=FRAMES / FPS, fps=FPS, width=320,
+                      height=240, faststart=True)  # index first: the cut file still opens
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(TruncatedVideoError, match=r"only (\d+) of the 24 frames") as caught:
+        analyze_video(cut, VideoOptions(StreamOptions(RECOGNIZER)), targets(out))
+    read = int(caught.value.args[0].split("only ")[1].split(" ")[0])
+    assert 0 < read < FRAMES
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["truncated"] is True and summary["frames_read"] == read
+    with av.open(str(out / "out.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == read
+
+
 def test_existing_outputs_are_never_replaced_without_overwrite(clip, tmp_path):
     (tmp_path / "faces.csv").write_text("mine\n")
     with pytest.raises(ConfigError, match="already exists; pass --overwrite"):

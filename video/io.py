@@ -163,7 +163,8 @@ class VideoReader:
 
         Times always increase (a repeated or missing timestamp becomes the previous one
         plus one frame). Raises EmptyVideoError when no frame is in range and
-        TruncatedVideoError when decoding fails part-way.
+        TruncatedVideoError, after the last good frame, when decoding fails part-way or
+        ends before the frame count the header lists.
         """
         if start_s > 0 and not self.info.live:
             self._seek(start_s)
@@ -182,9 +183,20 @@ class VideoReader:
                 break
             count += 1
             yield frame.to_ndarray(format="rgb24"), time_s, frame
+        else:
+            self._check_complete(count, whole=start_s <= 0 and end_s is None)
         if count == 0:
             where = "" if start_s <= 0 and end_s is None else " between --start and --end"
             raise EmptyVideoError(f"{self.source}: no video frames{where}")
+
+    def _check_complete(self, count: int, whole: bool) -> None:
+        """A file whose header lists more frames than could be decoded is cut short
+        (FFmpeg stops at the end of the data without an error)."""
+        listed = self._stream.frames
+        if count and whole and not self.info.live and listed and count + 1 < listed:
+            raise TruncatedVideoError(f"{self.source}: only {count} of the {listed} frames "
+                                      "its header lists could be decoded; the file is "
+                                      "damaged or truncated")
 
     def _seek(self, start_s: float) -> None:
         try:

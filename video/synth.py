@@ -60,11 +60,14 @@ def _place(canvas, image, side: float, centre_x: float, centre_y: float) -> None
 
 
 def write_clip(path: str | Path, frames: Iterator[np.ndarray], fps: int = 30,
-               codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
-    """Encode RGB ``frames`` to ``path`` at ``fps`` with ``codec`` in ``pix_fmt``."""
+               codec: str = "libx264", pix_fmt: str = "yuv420p",
+               faststart: bool = False) -> Path:
+    """Encode RGB ``frames`` to ``path`` at ``fps`` with ``codec`` in ``pix_fmt``;
+    ``faststart`` puts the MP4 index first (a cut file still opens)."""
     av = import_av()
     path = Path(path)
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         stream = None
         for rgb in frames:
             if stream is None:
@@ -82,8 +85,9 @@ def write_clip(path: str | Path, frames: Iterator[np.ndarray], fps: int = 30,
 def make_clip(path: str | Path, *, photo: str | Path = DEFAULT_PHOTO, seconds: float = 1.0,
               fps: int = 30, width: int = 640, height: int = 480,
               hidden: frozenset[int] = frozenset(), noise: float = 0.0,
-              codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
+              codec: str = "libx264", pix_fmt: str = "yuv420p",
+              faststart: bool = False) -> Path:
     """A clip of ``photo`` panned and zoomed for ``seconds`` (see :func:`clip_frames`)."""
     frames = clip_frames(photo, frames=round(seconds * fps), width=width, height=height,
                          hidden=hidden, noise=noise)
-    return write_clip(path, frames, fps, codec, pix_fmt)
+    return write_clip(path, frames, fps, codec, pix_fmt, faststart)
