@@ -213,6 +213,15 @@ def test_bad_inputs_get_typed_errors(clip, tmp_path):
         VideoReader(tmp_path / "missing.mp4")
 
 
+def test_a_webcam_or_stream_that_cannot_be_opened_is_a_typed_error():
+    from emotion_edge.video import StreamOpenError
+
+    with pytest.raises(StreamOpenError, match="webcam 97"):
+        VideoReader("97")
+    with pytest.raises(StreamOpenError, match="cannot be opened"):
+        VideoReader("http://127.0.0.1:9/clip.mp4")  # nothing listens on port 9
+
+
 def test_cli_writes_outputs_and_reports_errors(clip, tmp_path, capsys):
     summary = tmp_path / "s.json"
     code = main(["video", str(clip), "--json", str(summary), "--every", "2",
