@@ -122,6 +122,9 @@ def test_moving_average_matches_a_hand_computation():
     assert third.label == LABELS[int(np.argmax(s2))] and third.score == pytest.approx(max(s2))
     assert third.raw.probabilities == dict(zip(LABELS, p2, strict=True))  # raw kept
     assert third.track_id == 1
+    as_dict = third.to_dict()
+    assert as_dict["track_id"] == 1 and as_dict["raw"]["probabilities"]["neutral"] == 0.6
+    assert as_dict["probabilities"] == pytest.approx(dict(zip(LABELS, s2, strict=True)))
 
 
 def test_moving_average_does_not_depend_on_the_frame_rate():

@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for the model, the detector, the decoder and encoder")
     parser.add_argument("--detector", default="blazeface",
-                        help="face detector: blazeface, blazeface-full (small faces) or haar")
+                        help="face detector (default blazeface, the fastest, for faces that "
+                             "fill a good part of the frame; blazeface-pyramid and "
+                             "blazeface-full also find small ones)")
     parser.add_argument("--score-threshold", type=float, default=None,
                         help="minimum face detection score (default: the detector's own)")
     parser.add_argument("--overwrite", action="store_true",

@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 #: opened is damaged or truncated rather than "not a video".
 _CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"RIFF"), (0, b"\x1a\x45\xdf\xa3"), (0, b"OggS"),
                     (0, b"FLV"), (0, b"\x00\x00\x01\xba"), (0, b"\x47"))
-#: FFmpeg demuxers of still images: such an input is a photo, not a video.
-_IMAGE_DEMUXERS = ("image2", "_pipe", "gif", "webp")
+#: FFmpeg demuxers of still images (``png_pipe``, ``jpeg_pipe`` ...): a photo, not a video.
+_IMAGE_DEMUXERS = ("image2", "_pipe")
 #: Encoders tried for the annotated video, best first.
 ENCODERS = ("libx264", "h264", "mpeg4")
 #: libx264 preset: fast enough to keep up with the analysis on one thread.
