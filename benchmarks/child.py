@@ -114,6 +114,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"baseline_rss_mb": peak_rss_mb()}
     engine = BACKENDS[request["backend"]].engine_class  # its module imports the engine
     result["engine_import_ms"] = _timed_ms(lambda: import_object(engine))
+    import_object(engine).verify(Path(request["path"]))  # checks made once, before timing
     loaded: list[Predictor] = []
     result["load_ms"] = _timed_ms(lambda: loaded.append(load_predictor(
         request["path"], backend=request["backend"], threads=request["threads"])))

@@ -8,6 +8,7 @@ second or two each, so callers build them once per module.
 from __future__ import annotations
 
 import importlib.util
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,30 @@ def make_openvino(path: Path, onnx_path: Path) -> Path:
 
     onnx_to_openvino(Path(onnx_path), Path(path))
     return write_artifact_sidecar(Path(path), "openvino", "fp32")
+
+
+def set_operator_input(path: Path, operator: int, slot: int, value: int) -> None:
+    """Overwrite input ``slot`` of ``operator`` in the first subgraph of the TFLite flatbuffer
+    at ``path`` (fields by the TFLite schema: Model.subgraphs = 2, SubGraph.operators = 3,
+    Operator.inputs = 1), as a fuzzer's structural mutation would."""
+    data = bytearray(Path(path).read_bytes())
+
+    def field(table: int, index: int) -> int:
+        vtable = table - struct.unpack_from("<i", data, table)[0]
+        return table + struct.unpack_from("<H", data, vtable + 4 + 2 * index)[0]
+
+    def element(vector_field: int, i: int) -> int:  # position of the i-th element
+        vector = vector_field + struct.unpack_from("<I", data, vector_field)[0]
+        assert i < struct.unpack_from("<I", data, vector)[0]
+        return vector + 4 + 4 * i
+
+    def table_at(pos: int) -> int:
+        return pos + struct.unpack_from("<I", data, pos)[0]
+
+    subgraph = table_at(element(field(table_at(0), 2), 0))
+    op = table_at(element(field(subgraph, 3), operator))
+    struct.pack_into("<i", data, element(field(op, 1), slot), value)
+    Path(path).write_bytes(bytes(data))
 
 
 def edit_sidecar(path: Path, **changes) -> None:

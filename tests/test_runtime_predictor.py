@@ -21,6 +21,7 @@ from artifacts import (
     make_tflite,
     sample_batch,
     sample_faces,
+    set_operator_input,
 )
 from conftest import build_tiny_keras
 from emotion_edge.runtime import (
@@ -34,7 +35,7 @@ from emotion_edge.runtime import (
 )
 from emotion_edge.runtime.formats import BACKENDS, Backend
 from emotion_edge.runtime.labels import FER2013_LABELS
-from emotion_edge.runtime.sidecar import InputSpec, sidecar_path
+from emotion_edge.runtime.sidecar import InputSpec, sha256_of, sidecar_path
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
@@ -379,3 +380,24 @@ def test_predict_batch_refuses_unprepared_floats(models):
         with pytest.raises(ConfigError, match="batch size"):
             predictor.predict_batch(sample_faces(3), batch_size=0)
         assert predictor.predict_batch(sample_faces(0)).shape == (0, 7)
+
+
+def test_a_tflite_that_crashes_litert_is_a_load_error(models, tmp_path):
+    """A weights index of -1 makes LiteRT dereference nothing: a process that opens and runs
+    the file directly dies; ours opens it in a child first and raises."""
+    bundled_int8 = bundled.models_dir() / "default.int8.tflite"
+    if not bundled_int8.is_file():
+        pytest.skip("no bundled int8 model to mutate")
+    path = copy_artifact(bundled_int8, tmp_path / "bad.int8.tflite")
+    set_operator_input(path, operator=1, slot=1, value=-1)  # the first convolution's weights
+    edit_sidecar(path, sha256=sha256_of(path))  # a hostile file comes with a matching sidecar
+    direct = subprocess.run([sys.executable, "-c", (
+        "import sys, numpy as np; from ai_edge_litert.interpreter import Interpreter\n"
+        "i = Interpreter(model_path=sys.argv[1]); i.allocate_tensors()\n"
+        "i.set_tensor(i.get_input_details()[0]['index'], np.zeros((1, 48, 48, 1), 'f4'))\n"
+        "i.invoke()"), str(path)], capture_output=True, timeout=120)
+    assert direct.returncode < 0, "the mutation should crash LiteRT"
+    with pytest.raises(ModelLoadError, match=r"bad.int8.tflite: LiteRT crashed \(SIG"):
+        load_predictor(path)
+    with load_predictor(models["tflite-int8"]) as predictor:  # this process lives on
+        assert predictor.predict(sample_batch(2)).shape == (2, 7)

@@ -20,6 +20,11 @@ class Engine:
     def __init__(self, path: Path, threads: int | None) -> None:
         raise NotImplementedError
 
+    @classmethod
+    def verify(cls, path: Path) -> None:
+        """Checks an engine makes before trusting a file (``__init__`` makes them too); a
+        benchmark calls this first so that its load time is the engine's own."""
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
