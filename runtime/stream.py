@@ -206,8 +206,9 @@ class StreamRecognizer:
     """An :class:`EmotionRecognizer` in stream mode; a context manager.
 
     Pass ``recognizer`` to reuse one already loaded (it is then not closed here);
-    otherwise one is made from ``options.recognizer``. ``tracking_ms`` is the time the
-    last :meth:`process` spent matching tracks and smoothing (after the recognizer's).
+    otherwise one is made from ``options.recognizer``. ``tracking_ms`` and
+    ``tracking_cpu_ms`` are the wall-clock and CPU time the last :meth:`process` spent
+    matching tracks and smoothing (after the recognizer's).
     """
 
     def __init__(self, options: StreamOptions | None = None, *,
@@ -216,7 +217,7 @@ class StreamRecognizer:
         self._owns = recognizer is None
         self.recognizer = recognizer or EmotionRecognizer(self.options.recognizer)
         self.tracks = FaceTracks(self.options)
-        self.tracking_ms = 0.0
+        self.tracking_ms = self.tracking_cpu_ms = 0.0
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -229,9 +230,10 @@ class StreamRecognizer:
         check_timestamp(time_s, self.tracks.last_time_s)
         due = self.tracks.due()
         faces = self.recognizer.analyze(frame) if due else []
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = self.tracks.observe(faces, time_s) if due else self.tracks.follow(time_s)
         self.tracking_ms = (time.perf_counter() - start) * 1e3
+        self.tracking_cpu_ms = (time.process_time() - start_cpu) * 1e3
         return result
 
     def close(self) -> None:

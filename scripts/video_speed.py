@@ -37,8 +37,10 @@ def measure(clip: Path, every: int, repeats: int, folder: Path) -> dict[str, flo
         if code != 0:
             raise SystemExit(f"emotion-edge video failed with exit code {code}")
         runs.append(json.loads(summary.read_text()))
+    steps = runs[0]["ms_per_frame"]
     return {"wall_fps": statistics.median(r["processing_fps"] for r in runs),
             "cpu_fps": statistics.median(r["cpu_fps"] for r in runs),
+            "ms": {k: statistics.median(r["ms_per_frame"][k] for r in runs) for k in steps},
             "frames": runs[0]["frames_read"], "encoder": runs[0]["encoder"]}
 
 
@@ -58,11 +60,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.clip} ({rows[1]['frames']} frames, 640x480, 30 fps), one thread, "
           f"encoder {rows[1]['encoder']}, median of {args.repeats} runs, "
           f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores\n")
-    print("| detection | fps (wall clock) | fps (CPU time) |")
-    print("|---|---:|---:|")
+    steps = list(rows[1]["ms"])
+    print("| detection | fps (wall clock) | fps (CPU time) | "
+          + " | ".join(f"{k} ms" for k in steps) + " |")
+    print("| --- | ---: | ---: | " + " | ".join("---:" for _ in steps) + " |")
     for every, row in rows.items():
-        name = "every frame" if every == 1 else f"every {every} frames (--every {every})"
-        print(f"| {name} | {row['wall_fps']:.0f} | {row['cpu_fps']:.0f} |")
+        name = "every frame" if every == 1 else f"every {every}rd frame (`--every {every}`)"
+        print(f"| {name} | {row['wall_fps']:.0f} | {row['cpu_fps']:.0f} | "
+              + " | ".join(f"{row['ms'][k]:.2f}" for k in steps) + " |")
+    print("\n(ms: wall-clock milliseconds per frame of each step)")
 
 
 if __name__ == "__main__":

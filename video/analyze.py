@@ -53,21 +53,34 @@ class VideoTargets:
     overwrite: bool = False
 
 
-@dataclass
 class _Clock:
-    """Seconds spent per step of the loop."""
+    """Wall-clock and CPU seconds spent on each step of the loop, lap by lap."""
 
-    decode: float = 0.0
-    recognize: float = 0.0
-    track: float = 0.0
-    encode: float = 0.0
+    STEPS = ("decode", "recognize", "track", "draw_encode")
 
-    def per_frame_ms(self, frames: int) -> dict[str, float]:
-        n = max(frames, 1)
-        return {"decode": round(self.decode / n * 1e3, 3),
-                "recognize": round(self.recognize / n * 1e3, 3),
-                "track": round(self.track / n * 1e3, 3),
-                "draw_encode": round(self.encode / n * 1e3, 3)}
+    def __init__(self) -> None:
+        self.wall = dict.fromkeys(self.STEPS, 0.0)
+        self.cpu = dict.fromkeys(self.STEPS, 0.0)
+        self.start()
+
+    def start(self) -> None:
+        self._mark = (time.perf_counter(), time.process_time())
+
+    def lap(self, step: str) -> None:
+        """Add the time since the last lap (or start) to ``step``."""
+        now = (time.perf_counter(), time.process_time())
+        self.wall[step] += now[0] - self._mark[0]
+        self.cpu[step] += now[1] - self._mark[1]
+        self._mark = now
+
+    def move(self, wall_s: float, cpu_s: float, source: str, target: str) -> None:
+        """Book that much of ``source``'s time to ``target`` instead."""
+        for book, seconds in ((self.wall, wall_s), (self.cpu, cpu_s)):
+            book[source] -= seconds
+            book[target] += seconds
+
+    def per_frame_ms(self, frames: int, book: dict[str, float]) -> dict[str, float]:
+        return {k: round(v / max(frames, 1) * 1e3, 3) for k, v in book.items()}
 
 
 @dataclass
@@ -99,9 +112,10 @@ class _Pass:
             self.log = FaceLog(self._csv, stream.labels)
 
     def frame(self, pixels: Any, time_s: float, decoded: Any) -> StreamResult:
-        start = time.perf_counter()
         result = self.stream.process(pixels, timestamp_s=time_s)
-        recognized = time.perf_counter()
+        self.clock.lap("recognize")
+        self.clock.move(self.stream.tracking_ms / 1e3, self.stream.tracking_cpu_ms / 1e3,
+                        "recognize", "track")
         if result.analysed:
             self.analysed += 1
             self.stats.add(result)
@@ -109,10 +123,7 @@ class _Pass:
                 self.log.write(self.read, result)
         if self.writer is not None:
             self._write(pixels, decoded, result)
-        tracking = self.stream.tracking_ms / 1e3
-        self.clock.recognize += recognized - start - tracking
-        self.clock.track += tracking
-        self.clock.encode += time.perf_counter() - recognized
+        self.clock.lap("draw_encode")
         self.first_s = time_s if self.first_s is None else self.first_s
         self.last_s = time_s
         self.read += 1
@@ -170,9 +181,9 @@ def _run(source: str | Path, options: VideoOptions, staged: StagedOutputs,
         try:
             frames = reader.frames(options.start_s, options.end_s)
             while True:
-                tick = time.perf_counter()
+                run.clock.start()
                 item = next(frames, None)
-                run.clock.decode += time.perf_counter() - tick
+                run.clock.lap("decode")
                 if item is None:
                     break
                 result = run.frame(*item)
@@ -225,7 +236,8 @@ def _summary(reader: VideoReader, stream: StreamRecognizer, options: VideoOption
         # CPU time of the whole process (all its threads): with one thread each, its fps is
         # the speed on one free core, whatever else shares the machine.
         "cpu_seconds": round(cpu, 3), "cpu_fps": round(run.read / cpu, 2) if cpu > 0 else None,
-        "ms_per_frame": run.clock.per_frame_ms(run.read),
+        "ms_per_frame": run.clock.per_frame_ms(run.read, run.clock.wall),
+        "cpu_ms_per_frame": run.clock.per_frame_ms(run.read, run.clock.cpu),
         "interrupted": interrupted, "truncated": truncated is not None,
         "tracks": run.stats.summaries(stream.labels),
     }

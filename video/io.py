@@ -39,6 +39,9 @@ _CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"RIFF"), (0, b"\x1a\x45\xdf\xa3"), (0, b"
 _IMAGE_DEMUXERS = ("image2", "_pipe")
 #: Encoders tried for the annotated video, best first.
 ENCODERS = ("libx264", "h264", "mpeg4")
+#: Scaler for the decoded frames' conversion to RGB (same size): FFmpeg's fast bilinear
+#: gave the same pixels as its default (bicubic) on our test clips, in half the time.
+RGB_SCALER = "FAST_BILINEAR"
 #: libx264 preset: fast enough to keep up with the analysis on one thread.
 X264_PRESET = "ultrafast"
 
@@ -182,7 +185,7 @@ class VideoReader:
             if end_s is not None and time_s > end_s:
                 break
             count += 1
-            yield frame.to_ndarray(format="rgb24"), time_s, frame
+            yield frame.to_ndarray(format="rgb24", interpolation=RGB_SCALER), time_s, frame
         else:
             self._check_complete(count, whole=start_s <= 0 and end_s is None)
         if count == 0:
