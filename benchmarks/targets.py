@@ -13,7 +13,13 @@ from typing import Any
 
 from ..runtime.bundled import bundled_models, resolve_model
 from ..runtime.errors import ConfigError, EmotionEdgeError
-from ..runtime.formats import BACKENDS, ArtifactFormat, format_for_path, format_of
+from ..runtime.formats import (
+    BACKENDS,
+    ArtifactFormat,
+    format_for_path,
+    format_of,
+    split_artifact_name,
+)
 from ..runtime.sidecar import read_sidecar
 from .peer import FETCH_COMMAND, PEER_PACKAGE, PEER_VERSION, peer_artifacts
 
@@ -33,9 +39,15 @@ class Target:
 
     @property
     def stem(self) -> str:
-        if self.row and self.name.endswith(self.row.suffix):
-            return self.name[:-len(self.row.suffix)]
-        return self.name.rsplit(".", 1)[0]
+        split = split_artifact_name(self.name)
+        return split[0] if split else self.name.rsplit(".", 1)[0]
+
+    @property
+    def size_bytes(self) -> int | None:
+        """All the artifact's files together (both of an OpenVINO pair); None if absent."""
+        if self.row is None or self.path is None or self.row.missing(self.path):
+            return None
+        return self.row.size_bytes(self.path)
 
     @property
     def title(self) -> str:
