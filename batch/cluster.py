@@ -43,6 +43,9 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> flo
     start = time.perf_counter()
     settings = {"logging_level": logging.WARNING, "include_dashboard": False}
     if address is None:
+        # Ray runs its workers at niceness 15 by default; the actors are this job's work,
+        # so they run at the driver's priority, as predict does (override: set the variable).
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **settings)
     else:
         _check_reachable(address)

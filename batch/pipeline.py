@@ -34,7 +34,7 @@ OPTIONS_KEY = b"emotion_edge.options"
 
 
 def probability_column(label: str) -> str:
-    return f"prob_{label}"
+    return f"p_{label}"
 
 
 def options_json(options: RecognizerOptions) -> str:

@@ -1,12 +1,15 @@
 """Measure ``emotion-edge batch`` against ``emotion-edge predict`` on one folder.
 
-Runs ``predict --json --threads 1`` once, then for each ``--workers`` count a fresh local
-Ray (one engine thread per actor) with the batch job on the whole folder and on its first
-few files, and prints one JSON report: images/s of each; Ray's start-up apart from the
-pipeline; a job's fixed cost (the small job) and the marginal images/s beyond it; the
-scaling efficiency between the first and last worker counts; and whether the batch rows
-equal predict's faces (labels exactly, boxes to predict's 0.1 px rounding, probabilities
-to 1e-5).
+Profiles the steps of one image on one thread (reading, decoding, detection and
+classification, in CPU ms) and runs ``predict --json --threads 1`` once; then for each
+``--workers`` count it starts a fresh local Ray (one engine thread per actor) and runs the
+batch job on the whole folder and on its first few files. Prints one JSON report: images/s
+of each; Ray's start-up apart from the pipeline; a job's fixed cost (the small job) and the
+marginal images/s beyond it; the scaling efficiency between the first and last worker
+counts; and whether the batch rows equal predict's faces (labels exactly, boxes to
+predict's 0.1 px rounding, probabilities to 1e-5). ``--rounds`` repeats predict and the
+batch runs, interleaved, and the report gives the median of each number beside every round,
+because the machine is shared.
 
     python scripts/make_batch_folder.py --out /tmp/batch_faces
     python scripts/measure_batch.py /tmp/batch_faces --workers 1 2
@@ -19,12 +22,14 @@ import contextlib
 import io
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from emotion_edge.batch import run_batch, start_ray, stop_ray
-from emotion_edge.runtime import RecognizerOptions
+from emotion_edge.runtime import BadImageError, EmotionRecognizer, RecognizerOptions
+from emotion_edge.runtime.image import is_image_file, read_image
 
 from emotion_edge.cli import main as cli_main
 
@@ -60,11 +65,42 @@ def compare(reports: list[dict], parquet: Path) -> dict:
             box = (row["x"], row["y"], row["x"] + row["w"], row["y"] + row["h"])
             box_diff = max(box_diff, *(abs(a - b) for a, b in zip(box, (x0, y0, x1, y1),
                                                                  strict=True)))
-            prob_diff = max(prob_diff, *(abs(row[f"prob_{k}"] - v)
+            prob_diff = max(prob_diff, *(abs(row[f"p_{k}"] - v)
                                          for k, v in face["probabilities"].items()))
     return {"files": len(reports), "faces": faces, "mismatched_files": mismatched,
             "max_box_diff_px": round(box_diff, 4), "max_probability_diff": prob_diff,
             "equal": not mismatched and box_diff <= 0.05 + 1e-6 and prob_diff <= 1e-5}
+
+
+def profile_stages(folder: Path) -> dict:
+    """Milliseconds of CPU per image for each step, in this one process on one thread:
+    reading the file, decoding it, and detection plus classification (split by the
+    recognizer's own wall-clock timings); broken files are left out."""
+    cpu = {"read": 0.0, "decode": 0.0, "detect_and_classify": 0.0}
+    wall = {"detection": 0.0, "classification": 0.0}
+    count = 0
+    with EmotionRecognizer(RecognizerOptions(threads=1)) as recognizer:
+        for path in sorted(p for p in folder.iterdir() if is_image_file(p)):
+            start = time.process_time()
+            data = path.read_bytes()
+            read = time.process_time()
+            try:
+                pixels = read_image(data, name=str(path))
+            except BadImageError:
+                continue
+            decoded = time.process_time()
+            recognizer.analyze(pixels)
+            done = time.process_time()
+            count += 1
+            cpu["read"] += read - start
+            cpu["decode"] += decoded - read
+            cpu["detect_and_classify"] += done - decoded
+            wall["detection"] += recognizer.timings.detection_ms
+            wall["classification"] += recognizer.timings.classification_ms
+    share = wall["detection"] / (wall["detection"] + wall["classification"])
+    return {"images": count,
+            **{f"{k}_cpu_ms": round(v * 1e3 / count, 2) for k, v in cpu.items()},
+            "detection_share_of_detect_and_classify": round(share, 3)}
 
 
 def measure_batch(folder: Path, out_dir: Path, workers: int, reports: list[dict]) -> dict:
@@ -89,27 +125,47 @@ def measure_batch(folder: Path, out_dir: Path, workers: int, reports: list[dict]
             "parity_with_predict": compare(reports, out)}
 
 
+def one_round(folder: Path, out: Path, workers: list[int]) -> dict:
+    """predict, then the batch job at each worker count, back to back."""
+    predict_s, reports = run_predict(folder)
+    result = {"load_average": os.getloadavg()[0],
+              "predict": {"seconds": round(predict_s, 2),
+                          "images_per_s": round(len(reports) / predict_s, 2)}}
+    for count in workers:
+        result[f"batch_workers_{count}"] = measure_batch(folder, out, count, reports)
+    return result
+
+
+def medians(rounds: list[dict]) -> dict:
+    """The median of every number over the rounds, per configuration."""
+    return {config: {key: round(statistics.median(r[config][key] for r in rounds), 2)
+                     for key, value in rounds[0][config].items()
+                     if isinstance(value, (int, float))}
+            for config in rounds[0] if isinstance(rounds[0][config], dict)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="repeat predict and every batch run this many times, interleaved")
     parser.add_argument("--out", type=Path, default=Path("/tmp/batch_measure"),
                         help="folder for the batch outputs (replaced on each run)")
     args = parser.parse_args()
-    predict_s, reports = run_predict(args.folder)
-    files = len(reports)
-    result = {"files": files, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
-              "predict": {"seconds": round(predict_s, 2),
-                          "images_per_s": round(files / predict_s, 2)}}
-    for workers in args.workers:
-        result[f"batch_workers_{workers}"] = measure_batch(args.folder, args.out, workers,
-                                                           reports)
-    first, last = (result[f"batch_workers_{w}"] for w in (args.workers[0], args.workers[-1]))
-    for key in ("images_per_s", "marginal_images_per_s"):
-        result[f"scaling_efficiency_{key}"] = round(
-            last[key] / first[key] * args.workers[0] / args.workers[-1], 3)
-    result["load_average_after"] = os.getloadavg()
-    print(json.dumps(result, indent=2))
+    stages = profile_stages(args.folder)
+    rounds = [one_round(args.folder, args.out, args.workers) for _ in range(args.rounds)]
+    median = medians(rounds)
+    first, last = (median[f"batch_workers_{w}"] for w in (args.workers[0], args.workers[-1]))
+    efficiency = {key: round(last[key] / first[key] * args.workers[0] / args.workers[-1], 3)
+                  for key in ("images_per_s", "marginal_images_per_s")}
+    parity = [r[f"batch_workers_{w}"]["parity_with_predict"] for r in rounds
+              for w in args.workers]
+    print(json.dumps({"files": parity[0]["files"], "faces": parity[0]["faces"],
+                      "cpu_count": os.cpu_count(), "stages_per_image": stages,
+                      "median": median, "scaling_efficiency": efficiency,
+                      "rows_equal_predict_in_every_run": all(p["equal"] for p in parity),
+                      "rounds": rounds}, indent=2))
 
 
 if __name__ == "__main__":

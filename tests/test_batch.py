@@ -110,7 +110,7 @@ def test_schema_has_a_column_per_probability(first_run):
     assert table.schema.equals(expected, check_metadata=True)
     assert table.column_names == [
         "path", "face", "x", "y", "w", "h", "detection_score", "label", "score",
-        *(f"prob_{label}" for label in labels), "status", "error"]
+        *(f"p_{label}" for label in labels), "status", "error"]
 
 
 def test_rows_equal_the_recognizer_and_predict(first_run, photos, capsys):
@@ -137,7 +137,7 @@ def test_rows_equal_the_recognizer_and_predict(first_run, photos, capsys):
                 assert row["detection_score"] == pytest.approx(face.detection_score, abs=1e-5)
                 assert (row["label"], row["status"]) == (face.label, "ok")
                 assert row["score"] == pytest.approx(face.score, abs=1e-5)
-                assert {k: row[f"prob_{k}"] for k in face.probabilities} == pytest.approx(
+                assert {k: row[f"p_{k}"] for k in face.probabilities} == pytest.approx(
                     face.probabilities, abs=1e-5)
     assert main(["predict", str(photos), "--json"]) == 1  # two files fail
     predicted = {Path(r["file"]).name: r for r in json.loads(capsys.readouterr().out)}
@@ -149,7 +149,7 @@ def test_rows_equal_the_recognizer_and_predict(first_run, photos, capsys):
         for row, face in zip([r for r in rows[name] if r["label"]], report["faces"],
                              strict=True):
             assert row["x"] == pytest.approx(face["box"][0], abs=0.05 + 1e-6)
-            assert {k: row[f"prob_{k}"] for k in face["probabilities"]} == pytest.approx(
+            assert {k: row[f"p_{k}"] for k in face["probabilities"]} == pytest.approx(
                 face["probabilities"], abs=1e-5)
 
 
