@@ -218,7 +218,7 @@ class Exporter:
             raise ConfigError(f"{row.format} is a source format; export to: " + ", ".join(
                 dict.fromkeys(r.format for r in EXPORTABLE)))
         dest = self.out_dir / artifact_name(self.source.stem, row)
-        taken = [p for p in row.members(dest) if p.exists()] or ([dest] if dest.exists() else [])
+        taken = [p for p in (dest, *row.members(dest), sidecar_path(dest)) if p.exists()]
         if taken and not self.options.overwrite:
             raise ExportError(f"{taken[0]}: already exists; pass --overwrite to replace it")
         return dest

@@ -325,3 +325,10 @@ def test_bundled_artifacts_meet_their_bars(fer_csv):
     assert np.array_equal(top1("default.fp32.openvino.xml"), keras_pred)
     int8_size = (folder / "default.int8.tflite").stat().st_size
     assert int8_size <= 0.3 * (folder / "default.fp32.tflite").stat().st_size
+
+
+def test_a_lone_sidecar_is_not_overwritten(workdir, tmp_path):
+    (tmp_path / "tiny.fp32.openvino.xml.json").write_text("{}")
+    with pytest.raises(ExportError, match=r"tiny.fp32.openvino.xml.json: already exists"):
+        export_model(workdir / "tiny.keras", "openvino", "fp32", _options(workdir, tmp_path))
+    assert (tmp_path / "tiny.fp32.openvino.xml.json").read_text() == "{}"

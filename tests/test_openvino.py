@@ -114,3 +114,21 @@ def test_missing_engine_names_the_extra(monkeypatch):
                                                       real.extra, real.title, real.engine_class))
     with pytest.raises(BackendUnavailableError, match=r"pip install 'emotion-edge\[openvino\]'"):
         load_predictor(INT8)
+
+
+def test_evaluate_reads_the_registry(tiny_csv, tmp_path):
+    import json
+
+    from emotion_edge.data.datasets import load_split
+
+    from emotion_edge.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "default-openvino-int8", "--data", str(tiny_csv), "--split", "test",
+                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert (report["format"], report["precision"], report["backend"]) == (
+        "openvino", "int8", "openvino")
+    test = load_split(tiny_csv, "test")
+    expected = float((_probs(INT8, test.x).argmax(1) == test.y).mean())
+    assert report["accuracy"] == pytest.approx(expected) and report["images_scored"] == 14
