@@ -234,6 +234,8 @@ def test_cli_writes_outputs_and_reports_errors(clip, tmp_path, capsys):
     assert main(["video", str(DEFAULT_PHOTO), "--no-progress"]) == 2
     assert "not a video" in capsys.readouterr().err
     assert main(["video", str(clip), "--start", "2", "--end", "1"]) == 2
+    assert main(["video", str(clip), "--out", str(tmp_path / "a.webm"), "--no-progress"]) == 2
+    assert "name a video file ending in .mp4" in capsys.readouterr().err
 
 
 # --- the app: Video tab and the webcam's stream mode ------------------------------------

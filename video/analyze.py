@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..runtime.errors import ConfigError
 from ..runtime.stream import StreamOptions, StreamRecognizer, StreamResult
 from .errors import TruncatedVideoError
-from .io import VideoReader, VideoWriter, writable_planes
+from .io import VIDEO_SUFFIXES, VideoReader, VideoWriter, writable_planes
 from .outputs import FaceLog, RunStats, StagedOutputs
 from .render import draw_tracks, draw_tracks_yuv
 
@@ -157,6 +158,9 @@ def analyze_video(source: str | Path, options: VideoOptions | None = None,
     """
     options = options or VideoOptions()
     targets = targets or VideoTargets()
+    if targets.out is not None and targets.out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ConfigError(f"--out {targets.out}: name a video file ending in "
+                          f"{', '.join(VIDEO_SUFFIXES)}")
     staged = StagedOutputs({"out": targets.out, "csv": targets.csv, "json": targets.json,
                             "plot": targets.plot}, overwrite=targets.overwrite)
     try:

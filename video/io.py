@@ -37,6 +37,8 @@ _CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"RIFF"), (0, b"\x1a\x45\xdf\xa3"), (0, b"
                     (0, b"FLV"), (0, b"\x00\x00\x01\xba"), (0, b"\x47"))
 #: FFmpeg demuxers of still images (``png_pipe``, ``jpeg_pipe`` ...): a photo, not a video.
 _IMAGE_DEMUXERS = ("image2", "_pipe")
+#: Containers the annotated video may be written in (they all take H.264 and MPEG-4).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
 #: Encoders tried for the annotated video, best first.
 ENCODERS = ("libx264", "h264", "mpeg4")
 #: Scaler for the decoded frames' conversion to RGB (same size): FFmpeg's fast bilinear
