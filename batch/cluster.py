@@ -53,7 +53,9 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> flo
             ray.init(address=address, **settings)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise ConfigError(f"--address {address}: cannot join a Ray cluster there "
-                              f"({exc})") from None
+                              f"({exc}); a cluster with token authentication (the default of "
+                              "`ray start`) also needs RAY_AUTH_MODE=token and its token in "
+                              "RAY_AUTH_TOKEN or ~/.ray/auth_token") from None
     seconds = time.perf_counter() - start
     log.info("Ray %s in %.1f s: %s CPUs", "joined" if address else "started", seconds,
              ray.cluster_resources().get("CPU", 0))
