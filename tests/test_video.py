@@ -294,3 +294,30 @@ def test_webcam_stream_mode_keeps_the_id_through_a_gap(app_service):
         statuses.append(status)
     assert all(s.startswith("#1 ") for s in statuses), statuses
     assert tracks.frames == 12 and [t.track_id for t in tracks.tracker.tracks] == [1]
+
+
+def test_ctrl_c_on_the_command_line_exits_130_with_playable_outputs(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    long_clip = make_clip(tmp_path / "long.mp4", seconds=40, fps=FPS, width=320, height=240)
+    out, table = tmp_path / "out.mp4", tmp_path / "faces.csv"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emotion_edge", "video", str(long_clip), "--out", str(out),
+         "--csv", str(table), "--detector", "blazeface", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size for p in tmp_path.glob(".faces.partial-*.csv")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "(interrupted)" in stdout
+    frames = int(stdout.split(" frames read")[0])
+    assert 0 < frames < 40 * FPS
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == frames
+    assert len(read_csv(table)) == frames

@@ -3,15 +3,19 @@
 :func:`analyze_video` reads frames with :class:`VideoReader`, gives them to a
 :class:`StreamRecognizer` with their times, and writes what was asked for: the annotated
 video, the per-face CSV, the JSON summary and the timeline plot. Outputs are staged under
-temporary names and renamed at the end. Ctrl-C (KeyboardInterrupt) and a file that is
-truncated part-way both end the pass early with complete outputs for the frames read; the
-first is reported in the summary, the second re-raised after the outputs are written.
+temporary names and renamed at the end. Ctrl-C (which stops after the frame in hand, so
+every output holds the same frames; or a KeyboardInterrupt from ``on_frame``) and a file
+that is truncated part-way both end the pass early with complete outputs for the frames
+read; the first is reported in the summary, the second re-raised after the outputs are
+written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -182,9 +186,10 @@ def _run(source: str | Path, options: VideoOptions, staged: StagedOutputs,
         bar = progress(info.frames) if progress is not None else None
         interrupted, truncated = False, None
         wall, cpu = time.perf_counter(), time.process_time()
+        ctrl_c = _CtrlC()
         try:
             frames = reader.frames(options.start_s, options.end_s)
-            while True:
+            while not ctrl_c.pressed:
                 run.clock.start()
                 item = next(frames, None)
                 run.clock.lap("decode")
@@ -207,8 +212,12 @@ def _run(source: str | Path, options: VideoOptions, staged: StagedOutputs,
             run.close()
             raise
         finally:
+            ctrl_c.restore()
             if bar is not None:
                 bar.close()
+        interrupted = interrupted or ctrl_c.pressed
+        if ctrl_c.pressed:
+            log.warning("interrupted after %d frames; writing what was processed", run.read)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         run.close()
         summary = _summary(reader, stream, options, run, (wall, cpu), interrupted, truncated)
@@ -217,6 +226,28 @@ def _run(source: str | Path, options: VideoOptions, staged: StagedOutputs,
         raise TruncatedVideoError(f"{truncated}; the outputs cover the first {run.read} "
                                   "frames") from None
     return VideoRun(summary, written)
+
+
+class _CtrlC:
+    """While it is installed (main thread only), Ctrl-C sets ``pressed`` so the loop stops
+    after the frame in hand and every output holds the same frames; a second Ctrl-C
+    interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _summary(reader: VideoReader, stream: StreamRecognizer, options: VideoOptions,
