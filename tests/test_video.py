@@ -125,6 +125,21 @@ def test_annotated_video_has_every_frame_at_the_same_size_and_rate(pix_fmt, clip
     assert 0.005 < changed.mean() < 0.2
 
 
+def test_a_video_filmed_upright_on_a_phone_is_analysed_and_written_upright(tmp_path):
+    clip = make_clip(tmp_path / "phone.mp4", seconds=8 / FPS, fps=FPS, width=320,
+                     height=240, sideways=True)
+    with av.open(str(clip)) as container:  # stored sideways, with a turn to display
+        stored = next(container.decode(video=0))
+        assert (stored.width, stored.height, stored.rotation) == (240, 320, -90)
+    run = analyze_video(clip, VideoOptions(StreamOptions(RECOGNIZER)),
+                        VideoTargets(out=tmp_path / "out.mp4", csv=tmp_path / "f.csv"))
+    assert (run.summary["video"]["width"], run.summary["video"]["height"]) == (320, 240)
+    assert [r["track_id"] for r in read_csv(tmp_path / "f.csv")] == ["1"] * 8
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        first = next(container.decode(video=0))
+        assert (first.width, first.height, first.rotation) == (320, 240, 0)
+
+
 def test_every_third_frame_is_analysed(clip, tmp_path):
     options = VideoOptions(StreamOptions(RECOGNIZER, detect_every=3))
     run = analyze_video(clip, options, VideoTargets(csv=tmp_path / "f.csv"))

@@ -103,9 +103,12 @@ class VideoRun:
 class _Pass:
     """The state of one pass; :meth:`frame` handles one decoded frame."""
 
-    def __init__(self, stream: StreamRecognizer, staged: StagedOutputs,
-                 writer: VideoWriter | None) -> None:
-        self.stream, self.staged, self.writer = stream, staged, writer
+    def __init__(self, stream: StreamRecognizer, staged: StagedOutputs, fps: float,
+                 threads: int | None) -> None:
+        self.stream, self.staged = stream, staged
+        self._fps, self._threads = fps, threads
+        self.writer: VideoWriter | None = None
+        self.size: tuple[int, int] | None = None  # (width, height) as displayed
         self.stats, self.clock = RunStats(), _Clock()
         self.read = self.analysed = 0
         self.first_s: float | None = None
@@ -117,6 +120,8 @@ class _Pass:
             self.log = FaceLog(self._csv, stream.labels)
 
     def frame(self, pixels: Any, time_s: float, decoded: Any) -> StreamResult:
+        if self.size is None:
+            self._start(pixels)
         result = self.stream.process(pixels, timestamp_s=time_s)
         self.clock.lap("recognize")
         self.clock.move(self.stream.tracking_ms / 1e3, self.stream.tracking_cpu_ms / 1e3,
@@ -133,6 +138,14 @@ class _Pass:
         self.last_s = time_s
         self.read += 1
         return result
+
+    def _start(self, pixels: Any) -> None:
+        """Open the annotated video at the first frame's size as displayed (a phone video
+        recorded sideways is turned upright)."""
+        self.size = (pixels.shape[1], pixels.shape[0])
+        if "out" in self.staged:
+            self.writer = VideoWriter(self.staged.temporary["out"], *self.size, self._fps,
+                                      threads=self._threads)
 
     def _write(self, pixels: Any, decoded: Any, result: StreamResult) -> None:
         """Draw on the decoded YUV frame and encode it as it is when the encoder takes it
@@ -180,9 +193,7 @@ def _run(source: str | Path, options: VideoOptions, staged: StagedOutputs,
     with VideoReader(source, threads=options.threads) as reader, \
             StreamRecognizer(options.stream) as stream:
         info = reader.info
-        writer = (VideoWriter(staged.temporary["out"], info.width, info.height, info.fps,
-                              threads=options.threads) if "out" in staged else None)
-        run = _Pass(stream, staged, writer)
+        run = _Pass(stream, staged, info.fps, options.threads)
         bar = progress(info.frames) if progress is not None else None
         interrupted, truncated = False, None
         wall, cpu = time.perf_counter(), time.process_time()
@@ -259,8 +270,9 @@ def _summary(reader: VideoReader, stream: StreamRecognizer, options: VideoOption
     seconds = 0.0 if run.first_s is None else run.last_s - run.first_s + 1.0 / info.fps
     return {
         "source": info.source,
-        "video": {"width": info.width, "height": info.height, "fps": round(info.fps, 3),
-                  "codec": info.codec, "frames": info.frames},
+        "video": {"width": (run.size or (info.width, info.height))[0],
+                  "height": (run.size or (info.width, info.height))[1],
+                  "fps": round(info.fps, 3), "codec": info.codec, "frames": info.frames},
         "model": predictor.path.name, "backend": predictor.backend,
         "detector": options.stream.recognizer.detector,
         "detect_every": options.stream.detect_every, "smoothing_s": options.stream.smoothing_s,

@@ -114,6 +114,14 @@ def _open_failure(path: Path, exc: Exception) -> VideoError:
     return NotAVideoError(f"{path}: not a video file FFmpeg can read")
 
 
+def upright(frame: Any) -> np.ndarray:
+    """A decoded frame as RGB, turned as its display matrix says (videos filmed with a
+    phone held upright are stored sideways with a rotation to apply)."""
+    rgb = frame.to_ndarray(format="rgb24", interpolation=RGB_SCALER)
+    turns = round((frame.rotation or 0) / 90) % 4  # FFmpeg's angle is counter-clockwise
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
 class VideoReader:
     """Decoded RGB frames of one video stream with their times; a context manager.
 
@@ -163,8 +171,8 @@ class VideoReader:
 
     def frames(self, start_s: float = 0.0,
                end_s: float | None = None) -> Iterator[tuple[np.ndarray, float, Any]]:
-        """RGB uint8 frames, their times in seconds and the decoded ``av.VideoFrame``s,
-        from ``start_s`` to ``end_s``.
+        """RGB uint8 frames (turned upright, see :func:`upright`), their times in seconds
+        and the decoded ``av.VideoFrame``s, from ``start_s`` to ``end_s``.
 
         Times always increase (a repeated or missing timestamp becomes the previous one
         plus one frame). Raises EmptyVideoError when no frame is in range and
@@ -187,7 +195,7 @@ class VideoReader:
             if end_s is not None and time_s > end_s:
                 break
             count += 1
-            yield frame.to_ndarray(format="rgb24", interpolation=RGB_SCALER), time_s, frame
+            yield upright(frame), time_s, frame
         else:
             self._check_complete(count, whole=start_s <= 0 and end_s is None)
         if count == 0:
@@ -292,8 +300,8 @@ class VideoWriter:
 
     def takes_as_is(self, frame: Any) -> bool:
         """Whether a decoded frame can be encoded as it is (YUV 4:2:0 of the output size)."""
-        return (frame.format.name == "yuv420p" and frame.width == self.width
-                and frame.height == self.height)
+        return (frame.format.name == "yuv420p" and not frame.rotation
+                and frame.width == self.width and frame.height == self.height)
 
     def write_decoded(self, frame: Any) -> None:
         """Encode a decoded frame (see :meth:`takes_as_is`) without converting it."""

@@ -7,6 +7,7 @@ that tracks survive short misses.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -86,8 +87,27 @@ def make_clip(path: str | Path, *, photo: str | Path = DEFAULT_PHOTO, seconds: f
               fps: int = 30, width: int = 640, height: int = 480,
               hidden: frozenset[int] = frozenset(), noise: float = 0.0,
               codec: str = "libx264", pix_fmt: str = "yuv420p",
-              faststart: bool = False) -> Path:
-    """A clip of ``photo`` panned and zoomed for ``seconds`` (see :func:`clip_frames`)."""
+              faststart: bool = False, sideways: bool = False) -> Path:
+    """A clip of ``photo`` panned and zoomed for ``seconds`` (see :func:`clip_frames`).
+
+    ``sideways`` stores the frames turned a quarter left with an MP4 display matrix that
+    turns them back, as phones record video held upright.
+    """
     frames = clip_frames(photo, frames=round(seconds * fps), width=width, height=height,
                          hidden=hidden, noise=noise)
-    return write_clip(path, frames, fps, codec, pix_fmt, faststart)
+    if sideways:
+        frames = (np.ascontiguousarray(np.rot90(f)) for f in frames)
+    path = write_clip(path, frames, fps, codec, pix_fmt, faststart)
+    if sideways:
+        _turn_right_on_display(path)
+    return path
+
+
+def _turn_right_on_display(path: Path) -> None:
+    """Set the MP4 track header's display matrix to a quarter turn clockwise."""
+    data = bytearray(path.read_bytes())
+    box = data.index(b"tkhd") - 4
+    matrix_at = box + (48 if data[box + 8] == 0 else 60)  # after the version's fields
+    data[matrix_at:matrix_at + 36] = struct.pack(
+        ">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
