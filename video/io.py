@@ -175,17 +175,20 @@ class VideoReader:
         and the decoded ``av.VideoFrame``s, from ``start_s`` to ``end_s``.
 
         Times always increase (a repeated or missing timestamp becomes the previous one
-        plus one frame). Raises EmptyVideoError when no frame is in range and
-        TruncatedVideoError, after the last good frame, when decoding fails part-way or
-        ends before the frame count the header lists.
+        plus one frame); a webcam's or stream's start at 0. Raises EmptyVideoError when no
+        frame is in range and TruncatedVideoError, after the last good frame, when decoding
+        fails part-way or ends before the frame count the header lists.
         """
         if start_s > 0 and not self.info.live:
             self._seek(start_s)
         step = 1.0 / self.info.fps
         last: float | None = None
+        origin: float | None = None  # live sources count from their first frame
         count = 0
         for frame in self._decoded():
-            time_s = frame.time if frame.time is not None else (
+            if self.info.live and frame.time is not None and origin is None:
+                origin = frame.time
+            time_s = frame.time - (origin or 0.0) if frame.time is not None else (
                 (last + step) if last is not None else 0.0)
             if last is not None and time_s <= last:
                 time_s = last + step
