@@ -228,6 +228,27 @@ def test_bad_inputs_get_typed_errors(clip, tmp_path):
         VideoReader(tmp_path / "missing.mp4")
 
 
+def test_a_stream_url_is_read_like_a_file(tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    make_clip(tmp_path / "clip.mp4", seconds=10 / FPS, fps=FPS, width=320, height=240,
+              faststart=True)  # index first: playable while it downloads
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        run = analyze_video(url, VideoOptions(StreamOptions(RECOGNIZER)),
+                            VideoTargets(csv=tmp_path / "f.csv"))
+    finally:
+        server.shutdown()
+    assert run.summary["frames_read"] == 10
+    times = [float(r["time_s"]) for r in read_csv(tmp_path / "f.csv")]
+    assert times == pytest.approx([i / FPS for i in range(10)], abs=1e-3)
+
+
 def test_a_webcam_or_stream_that_cannot_be_opened_is_a_typed_error():
     from emotion_edge.video import StreamOpenError
 
