@@ -108,6 +108,9 @@ class Predictor:
             raise InputShapeError(f"expected input of shape {expected}, got dtype {batch.dtype}"
                                   "; prepare images with emotion_edge.runtime.prepare_batch "
                                   "or pass crops to predict_batch")
+        if not np.isfinite(batch).all():  # a model would answer NaN input with a confident class
+            raise InputShapeError("the input holds NaN or infinite values; prepare images with "
+                                  "emotion_edge.runtime.prepare_batch")
         return np.ascontiguousarray(batch)
 
     def close(self) -> None:

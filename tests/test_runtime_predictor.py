@@ -109,6 +109,8 @@ def test_info_labels_and_spec(models):
     (np.zeros((2, 32, 32, 1), np.float32), r"\(N, 48, 48, 1\).*\(2, 32, 32, 1\)"),
     (np.zeros((2, 48, 48, 3), np.float32), r"\(N, 48, 48, 1\)"),
     (np.zeros((2, 48, 48, 1), np.uint8), "dtype uint8"),
+    (np.full((2, 48, 48, 1), np.nan, np.float32), "NaN or infinite"),
+    (np.full((1, 48, 48, 1), np.inf), "NaN or infinite"),
     ([[0.0]], "NumPy array"),
 ])
 def test_wrong_input_is_an_input_shape_error(models, bad, match):
