@@ -41,7 +41,6 @@ class ClipResult:
     video: str
     plot: str
     csv: str
-    summary: dict
     status: str
 
 
@@ -88,7 +87,7 @@ def analyze_clip(service: Any, clip: Any, backend: str | None,
     run = analyze_video(path, options, targets)
     summary = run.summary
     cut = summary["video_seconds"] >= MAX_CLIP_SECONDS
-    return ClipResult(run.written["out"], run.written["plot"], run.written["csv"], summary,
+    return ClipResult(run.written["out"], run.written["plot"], run.written["csv"],
                       _status(summary, cut))
 
 

@@ -178,10 +178,6 @@ class IoUTracker:
         track.seen_s = time_s
         track.hits += 1
 
-    def reset(self) -> None:
-        """Forget every track (ids keep counting up, so an old id is never reused)."""
-        self.tracks = []
-
 
 def _as_box(values: np.ndarray) -> Box:
     return tuple(float(v) for v in values)  # type: ignore[return-value]
