@@ -76,9 +76,19 @@ class Predictor:
         if self._engine is None:
             raise ModelLoadError(f"{self.info.path}: predictor is closed")
         batch = self._check_batch(batch)
+        if len(batch) <= DEFAULT_BATCH:
+            return self._run(batch)
+        # an engine's working memory grows with the batch: run a big one in chunks
+        return np.concatenate([self._run(batch[i:i + DEFAULT_BATCH])
+                               for i in range(0, len(batch), DEFAULT_BATCH)])
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        engine = self._engine
+        if engine is None:
+            raise ModelLoadError(f"{self.info.path}: predictor is closed")
         if batch.shape[0] == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        output = self._engine.run(batch)
+        output = engine.run(batch)
         if output.shape != (batch.shape[0], len(self.labels)):
             raise ModelLoadError(f"{self.info.path}: the model returned shape {output.shape} for "
                                  f"{batch.shape[0]} inputs and {len(self.labels)} labels")

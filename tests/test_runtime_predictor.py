@@ -403,3 +403,11 @@ def test_a_tflite_that_crashes_litert_is_a_load_error(models, tmp_path):
         load_predictor(path)
     with load_predictor(models["tflite-int8"]) as predictor:  # this process lives on
         assert predictor.predict(sample_batch(2)).shape == (2, 7)
+
+
+def test_a_big_prepared_batch_runs_in_chunks(models):
+    x = np.concatenate([sample_batch(7, seed=s) for s in range(100)])  # 700 > one chunk
+    with load_predictor(models["onnx-fp32"]) as predictor:
+        whole = predictor.predict(x)
+        pieces = np.concatenate([predictor.predict(x[i:i + 100]) for i in range(0, 700, 100)])
+    np.testing.assert_allclose(whole, pieces, atol=1e-6)

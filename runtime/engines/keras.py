@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ..errors import ModelLoadError
 from .base import Engine, require_single_io
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class KerasEngine(Engine):
     def run(self, batch: np.ndarray) -> np.ndarray:
         # Keras builds its predict function on first use; the lock keeps that build single.
         with self._lock:
+            if self._model is None:
+                raise ModelLoadError("the predictor was closed while in use")
             output = self._model.predict_on_batch(batch)
         return np.asarray(output, dtype=np.float32)
 

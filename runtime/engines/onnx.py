@@ -31,7 +31,10 @@ class OnnxEngine(Engine):
         self.num_outputs = last if isinstance(last, int) else -1
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        (output,) = self._session.run(None, {self._input_name: batch})
+        session = self._session
+        if session is None:
+            raise ModelLoadError("the predictor was closed while in use")
+        (output,) = session.run(None, {self._input_name: batch})
         return np.asarray(output, dtype=np.float32)
 
     def close(self) -> None:

@@ -35,7 +35,10 @@ class OpenVINOEngine(Engine):
     def run(self, batch: np.ndarray) -> np.ndarray:
         request = getattr(self._local, "request", None)
         if request is None:
-            request = self._local.request = self._compiled.create_infer_request()
+            compiled = self._compiled
+            if compiled is None:
+                raise ModelLoadError("the predictor was closed while in use")
+            request = self._local.request = compiled.create_infer_request()
         request.infer({0: batch})
         return np.array(request.get_output_tensor(0).data, dtype=np.float32)
 
