@@ -100,21 +100,27 @@ class IoUTracker:
 
     iou_threshold: a detection continues a track when they overlap at least this much.
     max_miss_s: an unmatched track is dropped once it has not been seen for longer.
+    max_predict_s: boxes move with their velocity for at most this long after the last
+        detection, then stay (constant velocity holds for a moment, not for seconds).
     velocity_weight: how much of the newest velocity measurement enters the estimate.
     max_distance: how far (in box sides) a detection may be from a missed track's
         prediction and still continue it.
     """
 
     def __init__(self, iou_threshold: float = 0.3, max_miss_s: float = 0.5,
+                 max_predict_s: float = 0.3,
                  velocity_weight: float = 0.5, max_distance: float = 0.75) -> None:
         if not 0.0 < iou_threshold < 1.0:
             raise ConfigError(f"iou_threshold must be in (0, 1), got {iou_threshold}")
         if max_miss_s < 0:
             raise ConfigError(f"max_miss_s must be >= 0 seconds, got {max_miss_s}")
+        if max_predict_s < 0:
+            raise ConfigError(f"max_predict_s must be >= 0 seconds, got {max_predict_s}")
         if not 0.0 <= velocity_weight <= 1.0:
             raise ConfigError(f"velocity_weight must be in [0, 1], got {velocity_weight}")
         self.iou_threshold = iou_threshold
         self.max_miss_s = max_miss_s
+        self.max_predict_s = max_predict_s
         self.velocity_weight = velocity_weight
         self.max_distance = max_distance
         self.tracks: list[Track] = []
@@ -125,7 +131,7 @@ class IoUTracker:
         """Match ``boxes`` (N, 4) detected at ``time_s``; returns every live track, matched
         ones at their detection, the rest at their prediction, in track-id order."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        predicted = np.array([t.predicted(time_s, self.max_miss_s) for t in self.tracks])
+        predicted = np.array([t.predicted(time_s, self.max_predict_s) for t in self.tracks])
         matched = self._match(predicted, boxes)
         updates, alive = [], []
         for row, track in enumerate(self.tracks):
@@ -165,7 +171,7 @@ class IoUTracker:
     def predict(self, time_s: float) -> list[TrackUpdate]:
         """Every live track's box at ``time_s`` without detecting (between detection
         rounds); tracks are not dropped here."""
-        return [TrackUpdate(t.track_id, _as_box(t.predicted(time_s, self.max_miss_s)), None)
+        return [TrackUpdate(t.track_id, _as_box(t.predicted(time_s, self.max_predict_s)), None)
                 for t in self.tracks]
 
     def _observe(self, track: Track, box: np.ndarray, time_s: float) -> None:

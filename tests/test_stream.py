@@ -62,6 +62,14 @@ def test_tracker_keeps_ids_of_two_moving_faces_and_predicts_between():
     assert predicted[1].box == pytest.approx((171.5, 100, 221.5, 150), abs=1e-6)
 
 
+def test_predicted_boxes_stop_after_max_predict_s():
+    tracker = IoUTracker(max_miss_s=5.0, max_predict_s=0.2)
+    tracker.update(np.array([[0, 0, 50, 50]]), 0.0)
+    tracker.update(np.array([[10, 0, 60, 50]]), 0.1)            # 100 px/s to the right
+    assert tracker.predict(0.2)[0].box == pytest.approx((20, 0, 70, 50))
+    assert tracker.predict(2.0)[0].box == pytest.approx((30, 0, 80, 50))  # 0.2 s at most
+
+
 def test_tracker_keeps_an_id_through_a_short_miss_and_drops_it_after_max_miss():
     tracker = IoUTracker(max_miss_s=0.1)
     box = np.array([[10, 10, 60, 60]])
@@ -99,6 +107,8 @@ def test_tracker_options_are_checked():
         IoUTracker(iou_threshold=0.0)
     with pytest.raises(ConfigError):
         IoUTracker(max_miss_s=-1)
+    with pytest.raises(ConfigError):
+        IoUTracker(max_predict_s=-0.1)
     with pytest.raises(ConfigError):
         StreamOptions(detect_every=0)
     with pytest.raises(ConfigError):
