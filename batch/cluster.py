@@ -46,7 +46,10 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> flo
         # Ray runs its workers at niceness 15 by default; the actors are this job's work,
         # so they run at the driver's priority, as predict does (override: set the variable).
         os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **settings)
+        try:  # "local": a new instance even when another Ray runs on this machine
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **settings)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"cannot start a local Ray instance ({exc})") from None
     else:
         _check_reachable(address)
         try:

@@ -78,7 +78,7 @@ def profile_stages(folder: Path) -> dict:
     recognizer's own wall-clock timings); broken files are left out."""
     cpu = {"read": 0.0, "decode": 0.0, "detect_and_classify": 0.0}
     wall = {"detection": 0.0, "classification": 0.0}
-    count = 0
+    count, size = 0, 0
     with EmotionRecognizer(RecognizerOptions(threads=1)) as recognizer:
         for path in sorted(p for p in folder.iterdir() if is_image_file(p)):
             start = time.process_time()
@@ -92,13 +92,14 @@ def profile_stages(folder: Path) -> dict:
             recognizer.analyze(pixels)
             done = time.process_time()
             count += 1
+            size += len(data)
             cpu["read"] += read - start
             cpu["decode"] += decoded - read
             cpu["detect_and_classify"] += done - decoded
             wall["detection"] += recognizer.timings.detection_ms
             wall["classification"] += recognizer.timings.classification_ms
     share = wall["detection"] / (wall["detection"] + wall["classification"])
-    return {"images": count,
+    return {"images": count, "kilobytes_per_image": round(size / count / 1e3, 1),
             **{f"{k}_cpu_ms": round(v * 1e3 / count, 2) for k, v in cpu.items()},
             "detection_share_of_detect_and_classify": round(share, 3)}
 
