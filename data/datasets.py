@@ -424,17 +424,30 @@ def _to_rgb(img: np.ndarray) -> np.ndarray:
 
 def load_split(path: str | os.PathLike, split: str = "test",
                labels: tuple[str, ...] = FER2013_LABELS, size: int = FER_SIZE,
-               channels: int = 1, cache_dir: str | os.PathLike | None = None) -> Split:
-    """Load one split from a FER2013 CSV or an image folder, whichever ``path`` is."""
+               channels: int = 1, cache_dir: str | os.PathLike | None = None,
+               ferplus: str | os.PathLike | None = None) -> Split:
+    """Load one split from a FER2013 CSV or an image folder, whichever ``path`` is.
+
+    With ``ferplus`` (FER+'s ``fer2013new.csv``), a CSV's rows carry the FER+ majority
+    labels instead, dropping not-a-face, unknown-majority and tied rows as the FER+ authors
+    do; rows whose label the model does not know (contempt, for a 7-class model) are
+    dropped too, and both counts are reported in ``skipped``.
+    """
     path = Path(path)
     if _is_dir(path):
+        if ferplus:
+            raise DataError("--ferplus relabels a FER2013 CSV; it does not apply to an "
+                            f"image folder ({path})")
         return load_image_folder(path, split, labels, size, channels)
     _check_data_file(path, "a FER2013 .csv/.csv.gz file or an image folder")
     name = path.name.lower()
     if not (name.endswith(".csv") or name.endswith(".csv.gz")):
         raise DataError(f"{path}: expected a FER2013 .csv/.csv.gz file or an image folder")
     split = canonical_split(split)
-    data = load_fer2013(path, cache_dir)[split]
+    if ferplus:
+        data = load_ferplus(path, ferplus, cache_dir)[split]
+    else:
+        data = load_fer2013(path, cache_dir)[split]
     if not len(data):
         raise DataError(f"{path}: the {split!r} split has no rows")
     x = data.x
@@ -442,12 +455,13 @@ def load_split(path: str | os.PathLike, split: str = "test",
         x = np.stack([resize(img, size, size) for img in x]) if len(x) else x
     if channels == 3:
         x = np.repeat(x[..., None], 3, axis=-1)
-    if tuple(labels) != FER2013_LABELS:
-        keep = np.isin(np.asarray(FER2013_LABELS)[data.y], labels)
+    if tuple(labels) != tuple(data.labels):
+        keep = np.isin(np.asarray(data.labels)[data.y], labels)
         if not keep.any():
             raise DataError(f"{path}: no row of the {split!r} split has a label the "
                             f"model knows ({', '.join(labels)})")
-        y = np.asarray([labels.index(FER2013_LABELS[i]) for i in data.y[keep]], dtype=np.int64)
+        y = np.asarray([labels.index(data.labels[i]) for i in data.y[keep]], dtype=np.int64)
         return Split(x=x[keep], y=y, labels=labels, source=data.source,
-                     skipped={"label not known to the model": int((~keep).sum())})
-    return Split(x=x, y=data.y, labels=labels, source=data.source)
+                     skipped={**data.skipped,
+                              "label not known to the model": int((~keep).sum())})
+    return Split(x=x, y=data.y, labels=labels, source=data.source, skipped=dict(data.skipped))

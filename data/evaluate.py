@@ -26,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="FER2013 CSV (.csv or .csv.gz) or image folder ROOT/<label>/*.png")
     p.add_argument("--split", default="test",
                    help="train, val (PublicTest) or test (PrivateTest, default)")
+    p.add_argument("--ferplus", metavar="CSV",
+                   help="FER+ votes (fer2013new.csv): score against the FER+ majority labels "
+                        "(not-a-face, unknown and tied rows dropped, and rows whose label the "
+                        "model does not know; the counts are reported)")
     p.add_argument("--backend", help="engine to run the model with (default: from its format)")
     p.add_argument("--threads", type=int, help="engine threads")
     p.add_argument("--batch-size", type=int, default=256)
@@ -37,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def evaluate(model: str | None, data: str, split: str = "test", *, backend: str | None = None,
              threads: int | None = None, batch_size: int = 256,
-             flip_average: bool = False) -> dict[str, Any]:
+             flip_average: bool = False, ferplus: str | None = None) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class scores and confusion matrix of ``model`` on ``data``.
 
     ``flip_average`` averages each image's probabilities with its mirror image's.
@@ -50,7 +54,8 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
         spec = predictor.input_spec
         labels = tuple(predictor.labels)
         split_name = canonical_split(split)
-        ds = load_split(data, split_name, labels=labels, size=spec.height, channels=spec.channels)
+        ds = load_split(data, split_name, labels=labels, size=spec.height, channels=spec.channels,
+                        ferplus=ferplus)
         started = time.perf_counter()
         probs = predictor.predict_batch(ds.x, batch_size)
         if flip_average:  # the mirrored crops: the width axis reversed
@@ -64,6 +69,7 @@ def evaluate(model: str | None, data: str, split: str = "test", *, backend: str 
         "precision": info.precision,
         "backend": info.backend,
         "data": str(data),
+        "labels_from": f"FER+ majority ({ferplus})" if ferplus else "the data set",
         "split": split_name,
         "flip_average": flip_average,
         "images_scored": report.pop("images"),
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--json {args.json}: its folder does not exist")
     report = evaluate(args.model, args.data, args.split, backend=args.backend,
                       threads=args.threads, batch_size=args.batch_size,
-                      flip_average=args.flip_average)
+                      flip_average=args.flip_average, ferplus=args.ferplus)
     if args.json == "-":
         print(json.dumps(report, indent=2))
         return 0

@@ -169,3 +169,24 @@ def test_checkpoint_pack_unpack_resumes(teacher_run, tmp_path):
     assert main(["train", "--data", str(csv), "--out", str(restored), "--epochs", "3",
                  "--resume", "--cache-dir", str(tmp_path / "cache"), *TINY]) == 0
     assert len((restored / "history.csv").read_text().splitlines()) == 1 + 3
+
+
+def test_evaluate_against_ferplus_majority_labels(teacher_run, tmp_path):
+    from emotion_edge.data.datasets import load_ferplus
+    from emotion_edge.runtime.labels import FER2013_LABELS
+
+    csv, run = teacher_run
+    votes = write_tiny_ferplus(tmp_path / "votes.csv", csv)
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(run / "model.keras"), "--data", str(csv), "--ferplus",
+                 str(votes), "--split", "test", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    test = load_ferplus(csv, votes)["test"]
+    names = np.asarray(FERPLUS_LABELS)[test.y]
+    known = names != "contempt"
+    y = np.asarray([FER2013_LABELS.index(n) for n in names[known]])
+    with load_predictor(run / "model.keras") as p:
+        pred = p.predict_batch(test.x[known]).argmax(1)
+    assert report["images_scored"] == int(known.sum()) > 0
+    assert report["skipped"]["label not known to the model"] == int((~known).sum()) > 0
+    assert report["accuracy"] == pytest.approx(float((pred == y).mean()))

@@ -33,23 +33,17 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def teacher_probabilities(teacher: str, x: np.ndarray, labels: tuple[str, ...],
-                          chunk: int = 512) -> np.ndarray:
+def teacher_probabilities(teacher: str, x: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     """The teacher's probabilities for ``x`` (uint8 ``(N, H, W)``), averaged with those of
     the mirrored images, in the order of ``labels``."""
     from ..runtime import load_predictor
-    from ..runtime.preprocess import prepare_batch
 
     with load_predictor(teacher) as predictor:
         if tuple(predictor.labels) != tuple(labels):
             raise ConfigError(f"teacher {teacher} predicts {list(predictor.labels)}, but the "
                               f"student learns {list(labels)}")
-        total = np.zeros((len(x), len(labels)), np.float64)
-        for view in (x, x[:, :, ::-1]):
-            for i in range(0, len(x), chunk):
-                crops = list(view[i:i + chunk])
-                total[i:i + chunk] += predictor.predict(prepare_batch(crops, predictor.input_spec))
-    return (total / 2).astype(np.float32)
+        probs = predictor.predict_batch(x) + predictor.predict_batch(x[:, :, ::-1])
+    return (probs / 2).astype(np.float32)
 
 
 def _key(teacher: str, x: np.ndarray) -> str:
