@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
     summary = run_batch(args.inputs, args.out, options, address=args.address,
                         workers=args.workers, batch_size=args.batch_size,
                         overwrite=args.overwrite)
-    log.info("%d files (%d skipped as already done): %d faces, %d without a face, %d failed; "
-             "%.1f s (%.2f images/s) after Ray's start-up of %.1f s; results in %s",
-             summary.files, summary.skipped, summary.faces, summary.no_face, summary.errors,
-             summary.seconds, summary.images_per_s, summary.ray_start_s, summary.out)
+    if summary.files:
+        log.info("%d files (%d skipped as already done): %d faces, %d without a face, "
+                 "%d failed; %.1f s (%.2f images/s) after Ray's start-up of %.1f s; results "
+                 "in %s", summary.files, summary.skipped, summary.faces, summary.no_face,
+                 summary.errors, summary.seconds, summary.images_per_s, summary.ray_start_s,
+                 summary.out)
     return 1 if summary.errors else 0
