@@ -35,6 +35,7 @@ from emotion_edge.batch import (  # noqa: E402  (after the skips)
     start_ray,
     stop_ray,
 )
+from emotion_edge.batch.pipeline import TASK_CPUS, actor_cpus  # noqa: E402
 
 JOB_TIMEOUT_S = 240
 BROKEN = ("broken.jpg", "fake.png")
@@ -218,7 +219,7 @@ def test_python_api_returns_a_dataset(ray_cluster, photos):
     import ray.data
 
     paths = [str(photos / "grace_hopper.jpg"), str(photos / "missing.jpg")]
-    dataset = recognize_dataset(paths, RecognizerOptions(), workers=1)
+    dataset = recognize_dataset(paths, RecognizerOptions(), workers=3)  # more than CPUs
     assert isinstance(dataset, ray.data.Dataset)
     with deadline():
         rows = {r["path"]: r for r in dataset.take_all()}
@@ -226,6 +227,12 @@ def test_python_api_returns_a_dataset(ray_cluster, photos):
         (face,) = recognizer.analyze(paths[0])
     assert rows[paths[0]]["label"] == face.label
     assert rows[paths[1]]["error"] == f"{paths[1]}: no such file"
+
+
+@pytest.mark.parametrize("workers, cpus", [(1, 2.0), (2, 2.0), (3, 2.0), (8, 2.0), (64, 16.0)])
+def test_actors_always_leave_room_for_reads(workers, cpus):
+    share = actor_cpus(workers, cpus)
+    assert 0 < share <= 0.5 and workers * share + TASK_CPUS <= cpus + 1e-9
 
 
 def test_inputs_from_globs_and_lists(photos, tmp_path):
