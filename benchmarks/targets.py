@@ -17,10 +17,9 @@ from ..runtime.formats import (
     BACKENDS,
     ArtifactFormat,
     format_for_path,
-    format_of,
+    read_artifact,
     split_artifact_name,
 )
-from ..runtime.sidecar import read_sidecar
 from .peer import FETCH_COMMAND, PEER_PACKAGE, PEER_VERSION, peer_artifacts
 
 log = logging.getLogger(__name__)
@@ -59,8 +58,7 @@ def _target_for(path: Path, peer: bool = False) -> Target:
     if not path.exists():
         return Target(path.name, path, None, peer, f"{path}: no such model file")
     try:
-        sidecar = read_sidecar(path)
-        row = format_of(path, sidecar)
+        row, sidecar = read_artifact(path)
     except EmotionEdgeError as exc:
         return Target(path.name, path, None, peer, f"cannot read the artifact: {exc}")
     engine = row.engine

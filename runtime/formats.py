@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendUnavailableError, ConfigError, ModelLoadError
-from .sidecar import sha256_of, sidecar_path
+from .sidecar import read_sidecar, sha256_of, sidecar_path
 
 
 def import_object(spec: str) -> Any:
@@ -261,7 +261,7 @@ def format_for_path(path: str | Path, precision: str | None = None) -> ArtifactF
     rows = [r for r in FORMATS if r.extension == Path(name).suffix]
     if rows:
         return next((r for r in rows if r.precision == precision), rows[0])
-    raise ModelLoadError(f"{path}: unknown model file type; expected one of "
+    raise ModelLoadError(f"{path}: not a model file; expected one of "
                          f"{', '.join(MODEL_EXTENSIONS)}")
 
 
@@ -279,6 +279,15 @@ def format_of(path: str | Path, sidecar: dict[str, Any]) -> ArtifactFormat:
             f"{path}: the sidecar says {sidecar.get('format')} {precision} but the file name "
             f"says {row.format} {row.precision}; re-export the model or fix its sidecar")
     return row
+
+
+def read_artifact(path: str | Path) -> tuple[ArtifactFormat, dict[str, Any]]:
+    """The registry row and sidecar of the artifact at ``path``. Its name is checked first,
+    so a file of no registered format is "not a model file" rather than one without a
+    sidecar."""
+    format_for_path(path)
+    sidecar = read_sidecar(path)
+    return format_of(path, sidecar), sidecar
 
 
 def scan_artifacts(folder: str | Path) -> list[tuple[Path, ArtifactFormat]]:

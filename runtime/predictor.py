@@ -23,9 +23,9 @@ import numpy as np
 from .bundled import resolve_model
 from .engines.base import Engine
 from .errors import ConfigError, InputShapeError, ModelLoadError
-from .formats import BACKENDS, ArtifactFormat, format_of, import_object
+from .formats import BACKENDS, ArtifactFormat, import_object, read_artifact
 from .preprocess import DEFAULT_BATCH, predict_in_batches
-from .sidecar import InputSpec, read_sidecar
+from .sidecar import InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,7 @@ def load_predictor(model: str | os.PathLike | None = None, *, backend: str | Non
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive integer, got {threads!r}")
     _check_exists(path)
-    sidecar = read_sidecar(path)
-    row = format_of(path, sidecar)
+    row, sidecar = read_artifact(path)
     _check_files(path, row)
     name = _choose_backend(row, backend)
     BACKENDS[name].require()

@@ -95,6 +95,13 @@ def test_annotate_never_overwrites_without_flag(capsys, model, demo_faces, tmp_p
 def test_bad_model_is_a_clean_error(capsys, folder, tmp_path):
     code, out, err = predict(capsys, folder, "--model", tmp_path / "absent.int8.tflite")
     assert code == 2 and "no such model file" in err and "Traceback" not in err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list\n")
+    code, out, err = predict(capsys, folder, "--model", notes)
+    assert code == 2 and "notes.txt: not a model file" in err and "sidecar" not in err
+    code = main(["evaluate", str(notes), "--data", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 2 and "notes.txt: not a model file" in err and "sidecar" not in err
 
 
 def test_annotate_output_is_not_read_back(capsys, model, demo_faces, tmp_path):

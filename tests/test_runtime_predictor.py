@@ -159,6 +159,15 @@ def test_missing_file_and_sidecar(models, tmp_path):
         load_predictor(path)
 
 
+def test_a_file_of_no_model_format_is_not_a_model_file(tmp_path):
+    """The name is checked against the registry before the sidecar is looked for."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list\n")
+    with pytest.raises(ModelLoadError, match=r"notes\.txt: not a model file; expected one of "
+                                             r"\.keras, \.onnx, \.tflite, \.xml"):
+        load_predictor(notes)
+
+
 @pytest.mark.parametrize("changes, match", [
     ({"labels": list(FER2013_LABELS) + ["contempt"]}, "7 outputs .* 8 labels"),
     ({"input": InputSpec(height=64, width=64).to_dict()}, r"\(48, 48, 1\).*\(64, 64, 1\)"),
