@@ -11,7 +11,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -132,8 +131,6 @@ class EmotionRecognizer:
         """
         if self._closed:
             raise ModelLoadError("this EmotionRecognizer was closed; create a new one")
-        if isinstance(image, (str, os.PathLike)) and name is None:
-            name = str(Path(image))
         pixels = read_image(image, name=name)
         start = time.perf_counter()
         crops, boxes, scores = self._faces(pixels)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from artifacts import make_tflite, sample_faces
@@ -124,12 +126,30 @@ def test_unusual_images_work(whole, tmp_path, make):
     (lambda p: np.zeros((48, 48, 5), np.uint8), "shape"),
     (lambda p: np.zeros((0, 48), np.uint8), "too small"),
     (lambda p: 42, "expected a path"),
+    (lambda p: _FsPath(os.fsencode(p / "absent.png")), r"absent\.png: no such file"),
+    (lambda p: _FsPath(42), "not a usable path"),
 ])
 def test_bad_images_raise_package_errors(whole, detecting, tmp_path, make, match):
     image = make(tmp_path)
     for recognizer in (whole, detecting):
         with pytest.raises(BadImageError, match=match):
             recognizer.analyze(image)
+
+
+class _FsPath(os.PathLike):
+    """A PathLike whose ``__fspath__`` returns whatever it is given (bytes, or worse)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __fspath__(self):
+        return self.value
+
+
+def test_a_bytes_path_is_read_like_a_str_path(whole, detecting, demo_faces):
+    photo = demo_faces / "grace_hopper.jpg"
+    for recognizer in (whole, detecting):
+        assert recognizer.analyze(_FsPath(os.fsencode(photo))) == recognizer.analyze(str(photo))
 
 
 def _bytes(path, data: bytes):
