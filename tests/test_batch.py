@@ -218,14 +218,17 @@ def test_output_must_be_a_folder_of_parts(ray_cluster, photos, tmp_path):
 def test_python_api_returns_a_dataset(ray_cluster, photos):
     import ray.data
 
-    paths = [str(photos / "grace_hopper.jpg"), str(photos / "missing.jpg")]
+    paths = [str(photos / "grace_hopper.jpg"), str(photos / "missing.jpg"),
+             f"file://{photos / 'camera.png'}"]  # a URI is read through pyarrow
     dataset = recognize_dataset(paths, RecognizerOptions(), workers=3)  # more than CPUs
     assert isinstance(dataset, ray.data.Dataset)
     with deadline():
         rows = {r["path"]: r for r in dataset.take_all()}
     with EmotionRecognizer(RecognizerOptions()) as recognizer:
         (face,) = recognizer.analyze(paths[0])
+        (camera,) = recognizer.analyze(photos / "camera.png")
     assert rows[paths[0]]["label"] == face.label
+    assert rows[paths[2]]["p_sad"] == pytest.approx(camera.probabilities["sad"], abs=1e-5)
     assert rows[paths[1]]["error"] == f"{paths[1]}: no such file"
 
 
