@@ -37,7 +37,7 @@ from .image import IMAGE_SUFFIXES, is_image_file
 
 log = logging.getLogger(__name__)
 
-RED, WHITE = (230, 40, 40), (255, 255, 255)
+RED = (230, 40, 40)
 CSV_COLUMNS = ("file", "face", "x0", "y0", "x1", "y1", "label", "score", "detection_score")
 #: the names ``annotated_path`` gives: ``<stem>_emotions.png``, ``<stem>_emotions-2.png`` …
 ANNOTATED_NAME = re.compile(r".*_emotions(-\d+)?\.png")
@@ -259,25 +259,15 @@ def annotated_path(outdir: Path, source: Path, used: set[str]) -> Path:
 
 def annotate(pixels, faces: list, target: Path, *, overwrite: bool = False) -> Path:
     """Draw each face's box and ``label score`` on a copy of ``pixels`` and save it."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image
+
+    from .draw import LabelledBox, draw_boxes
 
     if target.exists() and not overwrite:
         raise ConfigError(f"{target}: already exists; pass --overwrite to replace it")
-    image = Image.fromarray(pixels).convert("RGB")
-    draw = ImageDraw.Draw(image)
-    short_side = min(image.size)
-    width = max(2, round(short_side / 250))
-    font = ImageFont.load_default(size=max(12, round(short_side / 30)))
-    for face in faces:
-        x0, y0, x1, y1 = face.box
-        draw.rectangle((x0, y0, x1, y1), outline=RED, width=width)
-        text = f"{face.label} {face.score:.0%}"
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        label_height = bottom - top + 2 * width
-        label_y = y0 - label_height if y0 >= label_height else y0  # above the box if it fits
-        draw.rectangle((x0, label_y, x0 + right - left + 2 * width, label_y + label_height),
-                       fill=RED)
-        draw.text((x0 + width - left, label_y + width - top), text, fill=WHITE, font=font)
+    boxes = [LabelledBox(tuple(face.box), f"{face.label} {face.score:.0%}", RED)
+             for face in faces]
+    image = Image.fromarray(draw_boxes(pixels, boxes))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         image.save(target)

@@ -13,6 +13,9 @@ import sys
 import numpy as np
 import pytest
 from artifacts import make_tflite, sample_faces
+from emotion_edge.runtime import FaceResult
+from emotion_edge.runtime.cli import RED, annotate
+from emotion_edge.runtime.draw import LabelledBox, draw_boxes
 from PIL import Image
 
 from emotion_edge.cli import main
@@ -90,6 +93,19 @@ def test_annotate_never_overwrites_without_flag(capsys, model, demo_faces, tmp_p
     assert code == 1 and "already exists" in out and target.read_bytes() == b"keep me"
     code, _, _ = predict(capsys, photo, "--model", model, "--annotate", out_dir, "--overwrite")
     assert code == 0 and Image.open(target).size == (512, 600)
+
+
+def test_annotate_draws_with_the_shared_routine(tmp_path):
+    """``--annotate`` draws through runtime.draw (as the app does): red outline, tag above."""
+    face = FaceResult((40.0, 60.0, 120.0, 150.0), 0.9, "happy", 0.87, {"happy": 0.87})
+    pixels = np.full((200, 160, 3), 90, np.uint8)
+    target = annotate(pixels, [face], tmp_path / "out.png")
+    drawn = np.asarray(Image.open(target))
+    expected = draw_boxes(pixels, [LabelledBox(face.box, "happy 87%", RED)])
+    np.testing.assert_array_equal(drawn, expected)
+    assert tuple(drawn[100, 40]) == RED and tuple(drawn[100, 80]) == (90, 90, 90)
+    tag = drawn[40:60, 40:120].reshape(-1, 3)
+    assert (tag == RED).all(axis=1).any() and (tag == 255).all(axis=1).any()
 
 
 def test_bad_model_is_a_clean_error(capsys, folder, tmp_path):
