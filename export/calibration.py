@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.datasets import load_split
-from ..runtime.errors import ConfigError, DataError
+from ..data.sampling import stratified_indices
+from ..runtime.errors import DataError
 from ..runtime.preprocess import prepare_batch
 from ..runtime.sidecar import InputSpec
 
@@ -43,30 +44,6 @@ class ImageSet:
 def is_csv(path: str | Path) -> bool:
     name = Path(path).name.lower()
     return name.endswith(".csv") or name.endswith(".csv.gz")
-
-
-def stratified_indices(y: np.ndarray, size: int | None, seed: int) -> np.ndarray:
-    """``size`` indices drawn per class in proportion to its count (at least one each), seeded.
-
-    ``None`` or a size at least ``len(y)`` keeps every index.
-    """
-    if size is None or size >= len(y):
-        return np.arange(len(y))
-    if size < 1:
-        raise ConfigError(f"sample size must be at least 1, got {size}")
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(y, return_counts=True)
-    quota = counts * size / counts.sum()
-    take = np.maximum(np.floor(quota).astype(int), 1)
-    for i in np.argsort(-(quota - np.floor(quota))):  # largest remainders fill up to size
-        if take.sum() >= size:
-            break
-        take[i] += 1
-    while take.sum() > size:  # the at-least-one rule overshot: trim the largest classes
-        take[np.argmax(take)] -= 1
-    picked = [rng.choice(np.flatnonzero(y == c), min(n, cnt), replace=False)
-              for c, n, cnt in zip(classes, take, counts, strict=True)]
-    return np.sort(np.concatenate(picked))
 
 
 def load_image_set(path: str | Path, split: str, labels: tuple[str, ...], spec: InputSpec,

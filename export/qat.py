@@ -291,8 +291,8 @@ def _set_weights(layer, weights: list[np.ndarray], source_name: str) -> None:
 
 def _training_images(data: str, labels: tuple[str, ...], spec, options: QatOptions) -> np.ndarray:
     from ..data.datasets import load_split
+    from ..data.sampling import stratified_indices
     from ..runtime.preprocess import prepare_batch
-    from .calibration import stratified_indices
 
     split = load_split(data, "train", labels=labels, size=spec.height, channels=spec.channels)
     keep = stratified_indices(split.y, options.train_size, options.seed)

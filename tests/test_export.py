@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from artifacts import build_trained_keras, make_tflite
 from conftest import save_with_sidecar, write_tiny_csv
+from emotion_edge.data.sampling import stratified_indices
 from emotion_edge.export import parity
-from emotion_edge.export.calibration import stratified_indices
 from emotion_edge.export.exporter import (
     Exporter,
     ExportOptions,
