@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emotion_edge.runtime import EmotionRecognizer, RecognizerOptions
-from emotion_edge.runtime.errors import ConfigError
+from emotion_edge.runtime.errors import ConfigError, EmotionEdgeError
 
 from .cluster import require_ray, start_ray, stop_ray
 from .inputs import find_inputs, is_uri, remote_filesystem
@@ -34,7 +34,8 @@ from .pipeline import (
 
 log = logging.getLogger(__name__)
 
-#: Rows gathered into one part file (fewer, larger parts; a crash loses at most the unwritten).
+#: Rows gathered into one part file: fewer, larger parts; after a crash, only the files whose
+#: rows were not yet written are redone.
 ROWS_PER_PART = 1000
 
 
@@ -106,6 +107,13 @@ class ResultFolder:
             done.update(paths.column("path").to_pylist())
         return done
 
+    def create(self) -> None:
+        """Create the folder now, so an unwritable ``--out`` fails before any work."""
+        try:
+            self.filesystem.create_dir(self.root, recursive=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {self.out}: cannot create the folder ({exc})") from None
+
     def remove(self, parts: Sequence[str]) -> None:
         for part in parts:
             self.filesystem.delete_file(part)
@@ -147,6 +155,7 @@ def run_batch(inputs: Sequence[str], out: str, options: RecognizerOptions | None
     if not todo:
         log.info("nothing to do: every input is already in %s", out)
         return BatchSummary(out, 0, len(paths), 0, 0, 0, 0.0, 0.0)
+    folder.create()
     owns_ray = not ray.is_initialized()  # else run on the Ray this process already joined
     ray_start_s = start_ray(address) if owns_ray else 0.0
     try:
@@ -156,6 +165,11 @@ def run_batch(inputs: Sequence[str], out: str, options: RecognizerOptions | None
                               min_rows_per_file=ROWS_PER_PART,
                               ray_remote_args={"num_cpus": TASK_CPUS})
         seconds = time.perf_counter() - start
+    except ray.exceptions.RayError as exc:  # a worker died, the cluster went away …
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise EmotionEdgeError(f"the Ray job stopped ({type(exc).__name__}: {first_line}); "
+                               f"the parts already in {out} are kept: run the same command "
+                               "again to resume") from None
     finally:
         if owns_ray:
             stop_ray()

@@ -213,6 +213,8 @@ def test_output_must_be_a_folder_of_parts(ray_cluster, photos, tmp_path):
     a_file.write_bytes(b"x")
     with pytest.raises(ConfigError, match="is a file"):
         run_batch([str(photos)], str(a_file))
+    with pytest.raises(ConfigError, match="cannot create the folder"):
+        run_batch([str(photos)], str(a_file / "inside.parquet"))
 
 
 def test_python_api_returns_a_dataset(ray_cluster, photos):
