@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import platform
 
@@ -22,14 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also list the trainable architectures with their cost (needs [train])")
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def collect(with_architectures: bool = False, with_formats: bool = False) -> dict:
+    from .data.versions import installed_version
     from .runtime.bundled import bundled_models
     from .runtime.errors import EmotionEdgeError
     from .runtime.formats import BACKENDS
@@ -51,7 +44,7 @@ def collect(with_architectures: bool = False, with_formats: bool = False) -> dic
         "platform": platform.platform(),
         "engines": {name: {"available": b.available(), "extra": b.extra, "module": b.module}
                     for name, b in BACKENDS.items()},
-        "packages": {d: v for d in ENGINE_DISTRIBUTIONS if (v := _version(d))},
+        "packages": {d: v for d in ENGINE_DISTRIBUTIONS if (v := installed_version(d))},
         "bundled_models": bundled,
     }
     if with_formats:

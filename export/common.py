@@ -7,8 +7,9 @@ import os
 import shlex
 import sys
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
+
+from ..data.versions import installed_version
 
 #: distribution names whose versions every export records, by the name shown in the sidecar
 LIBRARIES = {
@@ -27,16 +28,7 @@ LIBRARIES = {
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the export libraries (``None`` when one is absent)."""
-    out: dict[str, str | None] = {}
-    for name, dists in LIBRARIES.items():
-        out[name] = None
-        for dist in dists:
-            try:
-                out[name] = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    return out
+    return {name: installed_version(*dists) for name, dists in LIBRARIES.items()}
 
 
 def command_line() -> str:
