@@ -168,8 +168,7 @@ def empty_row(target: Target, sets: list[EvalSet], options: BenchOptions) -> Row
         engine_version=engine_version(row.engine.module) if row else None,
         peer=target.peer, path=str(target.path) if target.path else None,
         status="skipped", reason=target.skip_reason,
-        file_bytes=target.path.stat().st_size if target.path and target.path.is_file()
-        else None,
+        file_bytes=target.size_bytes,
         parameters=target.sidecar.get("parameters") or source.get("parameters"),
         sha256=target.sidecar.get("sha256"), input=target.sidecar.get("input"),
         labels=labels, exported_from=source.get("file"), source_fp32=None,

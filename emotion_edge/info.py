@@ -25,7 +25,7 @@ def collect(with_architectures: bool = False, with_formats: bool = False) -> dic
     from .data.versions import installed_version
     from .runtime.bundled import bundled_models
     from .runtime.errors import EmotionEdgeError
-    from .runtime.formats import BACKENDS
+    from .runtime.formats import BACKENDS, format_for_path
     from .runtime.sidecar import read_sidecar
 
     bundled = {}
@@ -35,7 +35,8 @@ def collect(with_architectures: bool = False, with_formats: bool = False) -> dic
                 meta = read_sidecar(path)
             except EmotionEdgeError as exc:
                 meta = {"error": str(exc)}
-            bundled[path.name] = {"model": name, "bytes": path.stat().st_size,
+            size = format_for_path(path).size_bytes(path)  # all its files: .xml + .bin
+            bundled[path.name] = {"model": name, "bytes": size,
                                   "precision": meta.get("precision"),
                                   "accuracy": meta.get("accuracy", {}).get("privatetest")}
     info = {

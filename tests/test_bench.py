@@ -12,6 +12,8 @@ from artifacts import make_keras, make_onnx, make_tflite
 from emotion_edge.benchmarks.peer import FETCH_COMMAND, labels_from_source
 from emotion_edge.benchmarks.plots import PLOTS, pareto_front
 from emotion_edge.benchmarks.report import README_END, README_START
+from emotion_edge.benchmarks.runner import BenchOptions, empty_row
+from emotion_edge.benchmarks.targets import given_targets
 from emotion_edge.data.benchmark import BenchmarkResult
 from emotion_edge.data.evaluate import evaluate
 from emotion_edge.data.sampling import stratified_indices
@@ -166,6 +168,20 @@ def test_without_data_accuracy_is_skipped_and_latency_measured(artifacts, tmp_pa
     assert row["threads"]["1"]["latency"]["p50_ms"] > 0
     acc = row["accuracy"]["fer2013-privatetest"]
     assert acc["status"] == "skipped" and reason in acc["reason"]
+
+
+def test_a_pair_counts_both_files(tmp_path):
+    """An OpenVINO artifact is its .xml and its .bin: the report's size counts both."""
+    (target,) = given_targets(("default-openvino-int8",))
+    xml = target.path
+    assert xml.name == "default.int8.openvino.xml"
+    row = empty_row(target, [], BenchOptions())
+    assert row.file_bytes == xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    (target,) = given_targets((str(notes),))
+    assert empty_row(target, [], BenchOptions()).file_bytes is None
+    assert "not a model file" in target.skip_reason
 
 
 def test_bad_options_are_clear_errors(tmp_path, capsys):

@@ -56,6 +56,9 @@ def test_info_json_lists_engines():
     assert default["precision"] == "int8" and default["bytes"] == path.stat().st_size
     assert default["accuracy"] == json.loads(path.with_name(path.name + ".json").read_text())[
         "accuracy"]["privatetest"]
+    pair = REPO / "runtime" / "models" / "default.int8.openvino.xml"
+    assert info["bundled_models"][pair.name]["bytes"] == (
+        pair.stat().st_size + pair.with_suffix(".bin").stat().st_size)
     assert {(f["format"], f["precision"]) for f in info["formats"]} >= {("tflite", "int8"),
                                                                        ("onnx", "int8")}
 
