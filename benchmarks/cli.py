@@ -67,6 +67,13 @@ def _threads(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(threads))
 
 
+def _check_data(paths: list[str]) -> None:
+    """Refuse a ``--data`` path that is not there before anything is measured."""
+    for path in paths:
+        if not Path(path).exists():
+            raise ConfigError(f"--data {path}: no such file or folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from .report import check_out_dir, update_readme, write_reports
     from .runner import BenchOptions, run_benchmark
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.readme:
         print(update_readme(Path(args.readme), out / "benchmark.json"))
         return 0
+    _check_data(args.data)
     options = BenchOptions(
         data=tuple(args.data), models=_split(args.models), backends=_split(args.backends),
         threads=_threads(args.threads), quick=args.quick, photos=args.photos,
