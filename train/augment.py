@@ -116,8 +116,12 @@ def _random_erase(images, batch, height, width, cfg: AugmentConfig):
 
 def training_dataset(x: np.ndarray, targets: np.ndarray, y: np.ndarray, *, batch_size: int,
                      steps: int, balance_power: float, augment: AugmentConfig | None,
-                     seed: int) -> tf.data.Dataset:
-    """Endless balanced, augmented batches of ``(images, targets)``; ``steps`` per epoch."""
+                     seed: int, scale: float, offset: float) -> tf.data.Dataset:
+    """Endless balanced, augmented batches of ``(images, targets)``; ``steps`` per epoch.
+
+    Augmentation works on pixels in [0, 1]; the batch then becomes model input as the input
+    spec says (``pixel * scale + offset``, pixel in [0, 255]).
+    """
     x_all = tf.constant(x[..., None] if x.ndim == 3 else x)
     t_all = tf.constant(targets.astype(np.float32))
     num_classes = targets.shape[1]
@@ -127,7 +131,7 @@ def training_dataset(x: np.ndarray, targets: np.ndarray, y: np.ndarray, *, batch
         images = tf.cast(tf.gather(x_all, idx), tf.float32) / 255.0
         if augment is not None:
             images = augment_batch(images, augment)
-        return images, tf.gather(t_all, idx)
+        return images * (255.0 * scale) + offset, tf.gather(t_all, idx)
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

@@ -1,8 +1,10 @@
 """Model builders: plain functions returning Keras 3 functional models, registered by name.
 
-Every model takes ``(48, 48, 1)`` float input scaled to [0, 1] and ends in a softmax over
-the labels. The final Dense layer is named ``logits`` and the softmax ``probabilities``,
-so a prior correction can be folded into the logits' bias after training.
+Each builder declares its input spec when it registers (FER2013's 48x48 gray crops scaled to
+[0, 1] for all of today's); ``build_model`` sizes the input from it, and the trainer and the
+sidecar read it, so no stage repeats the numbers. Every model ends in a softmax over the
+labels. The final Dense layer is named ``logits`` and the softmax ``probabilities``, so a
+prior correction can be folded into the logits' bias after training.
 """
 
 from __future__ import annotations
@@ -14,16 +16,32 @@ import keras
 from keras import layers
 
 from ..runtime.errors import ConfigError
+from ..runtime.sidecar import InputSpec
 
 Builder = Callable[..., keras.Model]
-_REGISTRY: dict[str, tuple[Builder, str]] = {}
+_REGISTRY: dict[str, tuple[Builder, str, InputSpec]] = {}
 
 
-def register(name: str, summary: str):
+#: FER2013's crops: 48x48 gray, pixels scaled to [0, 1]
+FER_INPUT = InputSpec()
+
+
+def register(name: str, summary: str, input_spec: InputSpec = FER_INPUT):
     def wrap(fn: Builder) -> Builder:
-        _REGISTRY[name] = (fn, summary)
+        _REGISTRY[name] = (fn, summary, input_spec)
         return fn
     return wrap
+
+
+def input_spec_of(name: str) -> InputSpec:
+    """The input spec the model ``name`` is built and trained for."""
+    _check_name(name)
+    return _REGISTRY[name][2]
+
+
+def _check_name(name: str) -> None:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
 
 
 def model_names() -> list[str]:
@@ -31,13 +49,14 @@ def model_names() -> list[str]:
 
 
 def describe_models() -> dict[str, str]:
-    return {name: summary for name, (_, summary) in sorted(_REGISTRY.items())}
+    return {name: summary for name, (_, summary, _) in sorted(_REGISTRY.items())}
 
 
-def build_model(name: str, num_classes: int = 7, input_shape=(48, 48, 1), **kwargs) -> keras.Model:
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
-    return _REGISTRY[name][0](num_classes=num_classes, input_shape=input_shape, **kwargs)
+def build_model(name: str, num_classes: int = 7, **kwargs) -> keras.Model:
+    _check_name(name)
+    builder, _, spec = _REGISTRY[name]
+    return builder(num_classes=num_classes, input_shape=(spec.height, spec.width, spec.channels),
+                   **kwargs)
 
 
 def _head(x, num_classes: int, dropout: float):
@@ -55,7 +74,7 @@ def _conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, name: str | Non
 
 
 @register("mini_xception", "Arriaga et al.'s mini-Xception, the architecture of the fer peer")
-def mini_xception(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.0):
+def mini_xception(input_shape, num_classes: int = 7, dropout: float = 0.0):
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn(inputs, 8)
     x = _conv_bn(x, 8)
@@ -102,21 +121,21 @@ def _vgg(inputs, widths, depths, stem_stride: int, num_classes: int, dropout: fl
 
 
 @register("vgg_s2", "VGG-style net with a stride-2 stem: the fast default")
-def vgg_s2(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4,
+def vgg_s2(input_shape, num_classes: int = 7, dropout: float = 0.4,
            widths=(48, 96, 192), depths=(2, 2, 2), dense: int = 256):
     return _vgg(keras.Input(input_shape, name="image"), widths, depths, 2, num_classes,
                 dropout, dense, "vgg_s2")
 
 
 @register("vgg_wide", "a wide four-stage VGG with a stride-2 stem: the accurate model and teacher")
-def vgg_wide(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4,
+def vgg_wide(input_shape, num_classes: int = 7, dropout: float = 0.4,
              widths=(64, 128, 256, 384), depths=(2, 2, 2, 2), dense: int = 256):
     return _vgg(keras.Input(input_shape, name="image"), widths, depths, 2, num_classes,
                 dropout, dense, "vgg_wide")
 
 
 @register("vgg", "the same VGG-style net at full 48x48 resolution")
-def vgg(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4,
+def vgg(input_shape, num_classes: int = 7, dropout: float = 0.4,
         widths=(32, 64, 128, 256), depths=(2, 2, 2, 2), dense: int = 256):
     return _vgg(keras.Input(input_shape, name="image"), widths, depths, 1, num_classes,
                 dropout, dense, "vgg")
@@ -136,7 +155,7 @@ def _inverted_residual(x, filters: int, expand: int, strides: int):
 
 
 @register("mobilenet_v2", "MobileNetV2-style inverted residuals")
-def mobilenet_v2(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.3):
+def mobilenet_v2(input_shape, num_classes: int = 7, dropout: float = 0.3):
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn(inputs, 32, strides=2)  # 24x24
     # (filters, expansion, repeats, first stride)

@@ -253,8 +253,15 @@ def predict_probs(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     path and the input spec the trained model's sidecar records."""
     from ..runtime.preprocess import predict_in_batches
 
-    return predict_in_batches(model.predict_on_batch, x, InputSpec(),
+    return predict_in_batches(model.predict_on_batch, x, input_spec_of_model(model),
                               num_outputs=model.output_shape[-1], batch_size=batch_size)
+
+
+def input_spec_of_model(model) -> InputSpec:
+    """The input spec of a registered architecture, found by the Keras model's name."""
+    from .models import input_spec_of, model_names
+
+    return input_spec_of(model.name) if model.name in model_names() else InputSpec()
 
 
 def choose_prior_correction(probs: np.ndarray, y: np.ndarray, log_prior: np.ndarray,
@@ -289,8 +296,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
 
     from . import plots
     from .augment import AugmentConfig, augmented_samples, drawn_class_counts, training_dataset
-    from .models import build_model, model_cost
+    from .models import build_model, input_spec_of, model_cost
 
+    spec = input_spec_of(cfg.model)
     keras.utils.set_random_seed(cfg.seed)
     keras.mixed_precision.set_global_policy(cfg.precision)
     train_s = _subsample(splits["train"], cfg.limit, cfg.seed)
@@ -304,8 +312,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     aug = AugmentConfig() if cfg.augment else None
     ds = training_dataset(train_s.x, _targets(cfg, splits, train_s, out), train_s.y,
                           batch_size=cfg.batch_size, steps=steps,
-                          balance_power=cfg.balance_power, augment=aug, seed=cfg.seed)
-    val_x = val_s.x[..., None].astype(np.float32) / 255.0
+                          balance_power=cfg.balance_power, augment=aug, seed=cfg.seed,
+                          scale=spec.scale, offset=spec.offset)
+    val_x = val_s.x[..., None].astype(np.float32) * spec.scale + spec.offset
     val_t = _one_hot(val_s.y, k)
 
     history = _read_history(out / "history.csv")
@@ -420,7 +429,7 @@ def _finish(cfg, out, model, splits, val_s, val_probs, history, cost, correction
         "format": "keras",
         "precision": "fp32",
         "labels": list(labels),
-        "input": InputSpec().to_dict(),
+        "input": input_spec_of_model(model).to_dict(),
         "parameters": cost.parameters,
         "macs": cost.macs,
         "sha256": sha256_of(model_path),
