@@ -11,14 +11,12 @@ unless ``--overwrite`` is given; the copies it writes are not read as inputs on 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import logging
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +39,6 @@ RED = (230, 40, 40)
 CSV_COLUMNS = ("file", "face", "x0", "y0", "x1", "y1", "label", "score", "detection_score")
 #: the names ``annotated_path`` gives: ``<stem>_emotions.png``, ``<stem>_emotions-2.png`` …
 ANNOTATED_NAME = re.compile(r".*_emotions(-\d+)?\.png")
-#: the line LiteRT's C++ side prints on every interpreter it creates
-LITERT_BANNER = "Created TensorFlow Lite XNNPACK delegate"
 
 
 @dataclass
@@ -141,29 +137,6 @@ def _prepare_annotate_dir(folder: Path) -> None:
         raise ConfigError(f"--annotate {folder}: the folder is not writable")
 
 
-@contextlib.contextmanager
-def quiet_litert_banner():
-    """Drop LiteRT's "Created TensorFlow Lite XNNPACK delegate" line, which its C++ side
-    writes straight to file descriptor 2 when a model loads; other output is passed on."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable stderr: nothing to filter
-        yield
-        return
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if LITERT_BANNER not in line))
-
-
 def run(args: argparse.Namespace) -> int:
     from .image import read_image
     from .recognizer import EmotionRecognizer, RecognizerOptions
@@ -179,9 +152,7 @@ def run(args: argparse.Namespace) -> int:
                                 score_threshold=args.score_threshold)
     reports: list[FileReport] = []
     used_names: set[str] = set()
-    with quiet_litert_banner():
-        recognizer = EmotionRecognizer(options)
-    with recognizer:
+    with EmotionRecognizer(options) as recognizer:
         for path, error in inputs:
             report = FileReport(str(path), error=error)
             reports.append(report)

@@ -25,13 +25,23 @@ API (kept stable; other modules build on it)::
 ``run`` resizes an input whose shape differs from the array's (a new batch size) and
 reallocates before invoking; ``inputs`` and ``outputs`` then describe the new shapes.
 Arrays are passed as given: casting and (de)quantisation are the caller's job.
+
+LiteRT's C++ side writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." straight
+to file descriptor 2 when a process's first interpreter is allocated, whatever the log
+level (``TF_CPP_MIN_LOG_LEVEL`` does not reach it). So while an interpreter is created,
+fd 2 is held in a temporary file, under a lock since fd 2 is the whole process's, and
+everything written there except that line is passed on afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +53,10 @@ log = logging.getLogger(__name__)
 
 ModelSource = str | Path | bytes
 
+#: what LiteRT writes to fd 2 when it creates its default delegate
+LITERT_BANNER = b"Created TensorFlow Lite XNNPACK delegate"
+_STDERR_LOCK = threading.Lock()
+
 
 class LiteRTInterpreter:
     """One allocated LiteRT interpreter whose every call is serialised by a lock."""
@@ -51,7 +65,8 @@ class LiteRTInterpreter:
                  name: str | None = None) -> None:
         self.name = name or (Path(source).name if not isinstance(source, bytes) else "model")
         self._lock = threading.Lock()
-        self._interpreter: Any = _allocated(source, threads, self.name)
+        with _without_banner():
+            self._interpreter: Any = _allocated(source, threads, self.name)
         self.inputs: list[dict[str, Any]] = self._interpreter.get_input_details()
         self.outputs: list[dict[str, Any]] = self._interpreter.get_output_details()
 
@@ -150,3 +165,38 @@ def _allocated(source: ModelSource, threads: int | None, name: str) -> Any:
 def _allocate(interpreter: Any) -> Any:
     interpreter.allocate_tensors()
     return interpreter
+
+
+@contextlib.contextmanager
+def _without_banner() -> Iterator[None]:
+    """Hold back what is written to fd 2 meanwhile; afterwards pass it on without LiteRT's
+    banner line."""
+    with _STDERR_LOCK:
+        try:
+            _flush_stderr()
+            saved = os.dup(2)
+        except OSError:  # no fd 2: nothing to filter
+            yield
+            return
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                _flush_stderr()
+                os.dup2(saved, 2)
+                os.close(saved)
+                held.seek(0)
+                _write_fd2(b"".join(line for line in held.read().splitlines(keepends=True)
+                                    if LITERT_BANNER not in line))
+
+
+def _flush_stderr() -> None:
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # None, closed or broken
+        sys.stderr.flush()
+
+
+def _write_fd2(data: bytes) -> None:
+    with contextlib.suppress(OSError):  # fd 2 closed or a broken pipe: nowhere to write
+        while data:
+            data = data[os.write(2, data):]

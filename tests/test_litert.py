@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from emotion_edge.runtime.bundled import resolve_model
@@ -62,3 +65,33 @@ def test_typed_errors(model_path, tmp_path):
     interpreter.close()
     with pytest.raises(ModelLoadError, match="was closed"):
         interpreter.run([_faces(1)])
+
+
+_RECOGNISE = """
+import os, sys
+from emotion_edge.runtime import EmotionRecognizer, RecognizerOptions
+os.write(2, b"before\\n")
+with EmotionRecognizer(RecognizerOptions(model=sys.argv[1])) as recognizer:
+    print(len(recognizer.analyze(sys.argv[2])))
+"""
+
+
+def test_the_xnnpack_banner_is_not_printed(demo_faces):
+    """Opening the classifier and the detector through the library prints nothing of
+    LiteRT's on stderr (evaluate, the app, bench and video open models this way)."""
+    result = subprocess.run([sys.executable, "-c", _RECOGNISE, "default.int8.tflite",
+                             str(demo_faces / "grace_hopper.jpg")],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0 and result.stdout == "1\n", result.stderr
+    assert "before" in result.stderr and "XNNPACK" not in result.stderr
+
+
+def test_other_output_on_fd2_is_passed_on():
+    code = ("import os; from emotion_edge.runtime.litert import _without_banner\n"
+            "with _without_banner():\n"
+            "    os.write(2, b'kept 1\\nINFO: Created TensorFlow Lite XNNPACK delegate for "
+            "CPU.\\nkept 2\\n')\n"
+            "os.write(2, b'after\\n')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stderr == "kept 1\nkept 2\nafter\n"
