@@ -44,12 +44,14 @@ def write_tiny_csv(path: Path, rows_per_split=(42, 14, 14), seed: int = 0) -> Pa
 
     Each class has its own brightness pattern, so a model can learn something from it.
     """
+    from emotion_edge.data.datasets import FER_SIZE
+
     rng = np.random.default_rng(seed)
     lines = ["emotion,pixels,Usage"]
     for usage, n in zip(("Training", "PublicTest", "PrivateTest"), rows_per_split, strict=True):
         for i in range(n):
             label = i % 7
-            img = rng.integers(0, 60, (48, 48)) + label * 28
+            img = rng.integers(0, 60, (FER_SIZE, FER_SIZE)) + label * 28
             img[label * 6:(label + 1) * 6, :] = 255
             lines.append(f"{label},{' '.join(map(str, np.clip(img, 0, 255).ravel()))},{usage}")
     path.write_text("\n".join(lines) + "\n")
@@ -62,12 +64,14 @@ def tiny_csv(tmp_path) -> Path:
 
 
 def build_tiny_keras(num_classes: int = 7, seed: int = 0):
-    """A small conv net (48x48x1 -> softmax) with the registry's layer names."""
+    """A small conv net (the default input spec's 48x48x1 -> softmax) with the registry's
+    layer names."""
     import keras
+    from emotion_edge.runtime.sidecar import InputSpec
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((48, 48, 1), name="image")
+    inputs = keras.Input(InputSpec().shape, name="image")
     x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
     x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
     x = layers.GlobalAveragePooling2D()(x)
