@@ -167,18 +167,26 @@ def confusion_grid(result: BenchmarkResult, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _value_bars(rows: list[Row], values: list[float], names: list[str], text: str, *,
+                height: float, name_size: int):
+    """A figure with a horizontal bar per row (ours blue, the peer's red), named on the y
+    axis, each value written at its bar's end as ``text.format(value)``."""
+    fig, ax = plt.subplots(figsize=(8, height))
+    ax.barh(range(len(rows)), values, color=[PEER_COLOR if r.peer else OWN_COLOR for r in rows])
+    ax.set_yticks(range(len(rows)), names, fontsize=name_size)
+    ax.invert_yaxis()
+    for i, v in enumerate(values):
+        ax.text(v, i, text.format(v), va="center", fontsize=7)
+    return fig, ax
+
+
 def file_sizes(result: BenchmarkResult, path: Path) -> Path:
     rows = [r for r in result.rows if r.file_bytes]
     title = "File size"
     if not rows:
         return _message(path, title, "no artifact file was found")
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 2))
-    kib = [r.file_bytes / 1024 for r in rows]
-    ax.barh(range(len(rows)), kib, color=[PEER_COLOR if r.peer else OWN_COLOR for r in rows])
-    ax.set_yticks(range(len(rows)), [r.name for r in rows], fontsize=8)
-    ax.invert_yaxis()
-    for i, v in enumerate(kib):
-        ax.text(v, i, f" {v:,.0f} KiB", va="center", fontsize=7)
+    fig, ax = _value_bars(rows, [r.file_bytes / 1024 for r in rows], [r.name for r in rows],
+                          " {:,.0f} KiB", height=0.4 * len(rows) + 2, name_size=8)
     ax.set_xlabel("KiB")
     ax.set_title(title)
     return _save(fig, path)
@@ -190,16 +198,10 @@ def quantisation_loss(result: BenchmarkResult, path: Path) -> Path:
     title = f"Top-1 lost by each quantised artifact vs its fp32 source\n({data})"
     if not rows:
         return _message(path, title, "no quantised artifact with a measured fp32 source")
-    drops = [r.accuracy[data].drop_pp for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 2.5))
-    ax.barh(range(len(rows)), drops,
-            color=[PEER_COLOR if r.peer else OWN_COLOR for r in rows])
-    ax.set_yticks(range(len(rows)), [f"{r.name}\nvs {r.source_fp32}" for r in rows],
-                  fontsize=7)
-    ax.invert_yaxis()
+    fig, ax = _value_bars(rows, [r.accuracy[data].drop_pp for r in rows],
+                          [f"{r.name}\nvs {r.source_fp32}" for r in rows], " {:+.2f}",
+                          height=0.5 * len(rows) + 2.5, name_size=7)
     ax.axvline(0, color="black", linewidth=0.8)
-    for i, v in enumerate(drops):
-        ax.text(v, i, f" {v:+.2f}", va="center", fontsize=7)
     ax.set_xlabel("percentage points lost (negative: the quantised artifact scored higher)")
     ax.set_title(title)
     return _save(fig, path)
