@@ -103,22 +103,12 @@ def make_keras(path: Path, model=None) -> Path:
 
 def make_tflite(path: Path, model=None, precision: str = "fp32") -> Path:
     """Convert the tiny Keras model to TFLite: ``fp32``, ``fp16`` or ``int8`` (int8 I/O)."""
-    import tensorflow as tf
+    from emotion_edge.export.tflite import convert_tflite
 
-    model = model or build_tiny_keras()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if precision == "fp16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif precision == "int8":
-        calibration = sample_batch(32, seed=1)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+    calibration = sample_batch(32, seed=1) if precision == "int8" else None
     path = Path(path)
-    path.write_bytes(converter.convert())
+    path.write_bytes(convert_tflite(model or build_tiny_keras(), precision, calibration,
+                                    int8_io=True))
     return write_artifact_sidecar(path, "tflite", precision)
 
 
