@@ -9,8 +9,9 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 EE     := $(VENV)/bin/emotion-edge
 DATA   ?= ../shared/data/fer2013/fer2013.csv.gz
 PYTEST_ARGS ?=
+PORT   ?= 7860
 
-.PHONY: demo test test-fast lint fuzz wheel bench peer train-default train-accurate checkpoint-accurate bundle-default readme compare-quantizers
+.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-accurate checkpoint-accurate bundle-default readme compare-quantizers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +26,14 @@ $(VENV)/.stamp-dev: pyproject.toml requirements/qat.txt | $(PY)
 	@touch $@
 
 ## the main job: the Gradio demo on the bundled model, offline, at http://127.0.0.1:7860
+## (another port: make demo PORT=7861)
 demo: $(VENV)/.stamp-app
-	GRADIO_ANALYTICS_ENABLED=False $(EE) app
+	GRADIO_ANALYTICS_ENABLED=False $(EE) app --port $(PORT)
+
+## load test of the app: 4 clients x 50 requests of one photo after a burst of odd uploads;
+## fails on any error or if the server's memory stays above its baseline
+app-load: $(VENV)/.stamp-dev
+	GRADIO_ANALYTICS_ENABLED=False $(PY) scripts/app_load.py
 
 ## the whole test suite (tests on the full data set skip with a reason when it is absent)
 test: $(VENV)/.stamp-dev

@@ -9,6 +9,7 @@ installed stays in the menu, marked unavailable with the extra to install.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -56,7 +57,14 @@ class ModelChoice:
     path: Path
     format: ArtifactFormat
     title: str                 # "TFLite int8", or "other · TFLite int8" beside other stems
-    unavailable: str | None    # why it cannot run here, e.g. "pip install 'emotion-edge[keras]'"
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why it cannot run here, e.g. "pip install 'emotion-edge[keras]'"; None if it can.
+        Checked each time it is asked (an engine may be installed while the app runs)."""
+        importlib.invalidate_caches()
+        engine = self.format.engine
+        return None if engine.available() else engine.install_hint
 
     @property
     def key(self) -> str:
@@ -104,8 +112,7 @@ def _menu_entries(paths: Sequence[Path]) -> list[ModelChoice]:
     entries = []
     for path, row in known:
         title = row.title if len(stems) == 1 else f"{_stem(path, row)} · {row.title}"
-        missing = None if row.engine.available() else row.engine.install_hint
-        entries.append(ModelChoice(path=path, format=row, title=title, unavailable=missing))
+        entries.append(ModelChoice(path=path, format=row, title=title))
     titles = Counter(entry.title for entry in entries)
     return [replace(e, title=f"{e.title} ({e.path.parent.name}/)") if titles[e.title] > 1 else e
             for e in entries]
@@ -175,8 +182,8 @@ class RecognizerPool:
     def _load(self, choice: ModelChoice, detector: str) -> EmotionRecognizer:
         from ..runtime.recognizer import EmotionRecognizer, RecognizerOptions
 
-        if choice.unavailable:
-            choice.format.engine.require()  # raises BackendUnavailableError naming the extra
+        importlib.invalidate_caches()  # availability is checked now, not at start-up
+        choice.format.engine.require()  # raises BackendUnavailableError naming the extra
         whole = detector == "whole-image"
         options = RecognizerOptions(model=choice.path, threads=self.threads,
                                     detect_faces=not whole,

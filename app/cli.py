@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 
 from ..runtime.errors import ConfigError
@@ -40,9 +41,16 @@ def check_options(args: argparse.Namespace) -> None:
         with socket.create_server((args.host, args.port)):
             pass
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
-                          "is another server using that port? Pick another with --port"
-                          ) from None
+        raise port_error(args, os.strerror(exc.errno) if exc.errno else str(exc)) from None
+
+
+def port_error(args: argparse.Namespace, reason: str) -> ConfigError:
+    """The error for a port the app cannot listen on, naming it and how to pick another."""
+    other = args.port + 1 if args.port < 65535 else 7860
+    return ConfigError(f"cannot listen on {args.host}:{args.port} ({reason.lower()}): "
+                       f"is another server, perhaps another emotion-edge app, using port "
+                       f"{args.port}? Pick another port: --port {other} "
+                       f"(with make: make demo PORT={other})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         demo = build_app(service, report=args.report)
         log.info("serving on http://%s:%d (Ctrl+C to stop)", args.host, args.port)
-        launch(demo, host=args.host, port=args.port)
+        try:
+            launch(demo, host=args.host, port=args.port)
+        except OSError as exc:  # taken between the check and the launch
+            raise port_error(args, "it was taken while the app started") from exc
     finally:
         service.close()
     return 0

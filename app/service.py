@@ -5,9 +5,14 @@ message the page shows; the Gradio layer (``ui.py``) only wires these to compone
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import re
+import tempfile
+import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +26,7 @@ from ..runtime.errors import BadImageError, DataError, EmotionEdgeError, NoFaceE
 from ..runtime.image import read_image
 from ..runtime.sidecar import InputSpec, read_sidecar
 from ..runtime.stream import FaceTracks
-from .catalog import ModelChoice, RecognizerPool
+from .catalog import DEFAULT_DETECTOR, ModelChoice, RecognizerPool
 from .render import annotate, fit_for_display
 
 log = logging.getLogger(__name__)
@@ -31,6 +36,84 @@ STREAM_MAX_SIDE = 640
 
 COMPARE_HEADERS = ("backend", "label", "confidence", "latency (ms)", "size",
                    "agrees with majority")
+#: Annotated photos are written here, one new file per answer.
+RESULTS_DIR = Path(tempfile.gettempdir()) / "emotion-edge-results"
+#: Result files kept at most; older ones are deleted as new ones are written. Gradio copies
+#: each into its own cache when the answer is sent, so only the newest few are ever read.
+KEEP_RESULTS = 64
+
+
+class ResultFiles:
+    """Annotated photos as JPEG files, each written once under a new name and never rewritten.
+
+    Gradio, given an array, saves it under a name made from its content and rewrites that
+    file for every identical answer, so a client still downloading the first copy of the same
+    photo got a truncated file ("Too little data for declared Content-Length"). Here each
+    answer gets its own file, written whole under a temporary name and renamed into place;
+    the oldest beyond ``keep`` are deleted.
+    """
+
+    def __init__(self, folder: Path = RESULTS_DIR, keep: int = KEEP_RESULTS) -> None:
+        self.folder = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.keep = keep
+        self._written: list[Path] = []
+        self._lock = threading.Lock()
+
+    def save(self, image: np.ndarray) -> Path:
+        from PIL import Image
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = uuid.uuid4().hex
+        staging = self.folder / f".{name}.part"
+        Image.fromarray(image).save(staging, format="JPEG", quality=90)
+        path = staging.rename(self.folder / f"{name}.jpg")
+        with self._lock:
+            self._written.append(path)
+            old, self._written = self._written[:-self.keep], self._written[-self.keep:]
+        for stale in old:
+            stale.unlink(missing_ok=True)
+        return path
+
+    def close(self) -> None:
+        with self._lock:
+            written, self._written = self._written, []
+        for path in written:
+            path.unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+def _load_libc() -> Any:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _load_libc()
+
+
+def release_free_memory() -> None:
+    """Hand memory the process has freed back to the system (glibc; elsewhere a no-op).
+
+    A large photo is decoded in many worker threads' malloc arenas, and glibc keeps what
+    they free for reuse: after a burst of big uploads the server stayed hundreds of MB above
+    its baseline. ``malloc_trim`` returns the free pages, so memory goes back down. The app
+    calls it after each request, once the request's arrays are gone.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def without_server_paths(message: str) -> str:
+    """``message`` with every path into the server's temporary folders cut to its file name,
+    so an error about an upload names the file, not where the server keeps it."""
+    roots = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR") or ""} - {""}
+    for root in sorted(roots, key=len, reverse=True):
+        pattern = re.escape(str(Path(root))) + r"/[^\s'\",:)]*"
+        message = re.sub(pattern, lambda match: Path(match.group()).name, message)
+    return message
 
 
 @dataclass(frozen=True)
@@ -95,8 +178,10 @@ class AppService:
         self.choices = list(choices)
         self.default = default
         self.pool = RecognizerPool(self.choices, threads=threads)
+        self.results = ResultFiles()
 
-    def analyze(self, image: Any, backend: str | None, detector: str = "blazeface") -> Analysis:
+    def analyze(self, image: Any, backend: str | None,
+                detector: str = DEFAULT_DETECTOR) -> Analysis:
         """Faces in ``image`` on ``backend``; NoFaceError when there are none."""
         pixels = image_from_payload(image)
         shown = fit_for_display(pixels)
@@ -115,7 +200,8 @@ class AppService:
                         analysed_size=(shown.shape[1], shown.shape[0]))
 
     def stream(self, frame: np.ndarray | None, backend: str | None,
-               tracks: FaceTracks | None = None) -> tuple[Any, str]:
+               tracks: FaceTracks | None = None,
+               detector: str = DEFAULT_DETECTOR) -> tuple[Any, str]:
         """One webcam frame, annotated, and a status line. Never raises: a stream must go on
         when one frame fails, so the error becomes the status line. With ``tracks`` (one per
         viewer) faces keep their track ids and labels are smoothed over time."""
@@ -124,14 +210,14 @@ class AppService:
         start = time.perf_counter()
         try:
             pixels = fit_for_display(read_image(frame, name="webcam frame"), STREAM_MAX_SIDE)
-            with self.pool.recognizer(backend, "blazeface") as recognizer:
+            with self.pool.recognizer(backend, detector) as recognizer:
                 faces = recognizer.analyze(pixels)
                 timings = recognizer.timings
                 if tracks is not None:
                     now = max(time.monotonic(), (tracks.last_time_s or 0.0) + 1e-6)
                     faces = list(tracks.observe(faces, now).faces)
         except EmotionEdgeError as exc:
-            return frame, f"⚠️ {exc}"
+            return frame, f"⚠️ {without_server_paths(str(exc))}"
         total = (time.perf_counter() - start) * 1e3
         if not faces:
             return pixels, f"No face in view · {total:.0f} ms per frame"
@@ -141,7 +227,7 @@ class AppService:
             f"{labels} · detection {timings.detection_ms:.0f} ms · classification "
             f"{timings.classification_ms:.0f} ms · {total:.0f} ms per frame")
 
-    def load(self, backend: str | None, detector: str = "blazeface") -> str:
+    def load(self, backend: str | None, detector: str = DEFAULT_DETECTOR) -> str:
         """Load (or find loaded) ``backend`` and say how long it took."""
         start = time.perf_counter()
         with self.pool.recognizer(backend, detector) as recognizer:
@@ -151,7 +237,7 @@ class AppService:
         return (f"Backend **{self.pool.choice(backend).title}** ready: `{info.path.name}`, "
                 f"{human_size(info.file_size)}, on {info.backend}{loaded}")
 
-    def compare(self, image: Any, detector: str = "blazeface",
+    def compare(self, image: Any, detector: str = DEFAULT_DETECTOR,
                 selected: str | None = None) -> tuple[list[list[Any]], str]:
         """The largest face of ``image`` through every backend: table rows and a summary.
 
@@ -215,7 +301,7 @@ class AppService:
             f"input = pixel × {spec.scale:.6g} + {spec.offset:.6g}",
         ]
         for key, value in accuracy_figures(sidecar).items():
-            lines.append(f"- **{key}:** {value:.4g}")
+            lines.append(f"- **{figure_label(key)}:** {figure_value(key, value)}")
         for key in ("name", "parameters", "source_model", "trained"):
             if isinstance(sidecar.get(key), (str, int, float)):
                 lines.append(f"- **{key.replace('_', ' ').capitalize()}:** {sidecar[key]}")
@@ -223,6 +309,7 @@ class AppService:
 
     def close(self) -> None:
         self.pool.close()
+        self.results.close()
 
 
 def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, float]:
@@ -235,7 +322,7 @@ def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, floa
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key not in skip:
+                if key not in skip and not str(key).endswith("_images"):
                     walk(value, f"{path}.{key}" if path else str(key))
         elif isinstance(node, (int, float)) and not isinstance(node, bool):
             words = ("acc", "f1", "agreement", "diff")
@@ -244,6 +331,39 @@ def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, floa
 
     walk(sidecar, "")
     return found
+
+
+#: How the About card names the parts of a sidecar's figure paths.
+_SPLITS = {"publictest": "FER2013 PublicTest", "privatetest": "FER2013 PrivateTest",
+           "ferplus": "FER+"}
+_METRICS = {"accuracy": "accuracy", "macro_f1": "macro F1", "f1": "F1",
+            "top1_agreement": "top-1 agreement with the source model",
+            "max_abs_diff": "largest probability difference from the source model"}
+
+
+def figure_label(path: str) -> str:
+    """A reader's name for a figure path from :func:`accuracy_figures`:
+    ``source.accuracy.publictest_macro_f1`` -> "Source model macro F1 on FER2013 PublicTest"."""
+    metric, split = "accuracy", None
+    for part in path.split("."):
+        head, _, rest = part.partition("_")
+        if part in _SPLITS or head in _SPLITS:
+            split = _SPLITS.get(part) or _SPLITS[head]
+            metric = _METRICS.get(rest, rest.replace("_", " ")) if rest else metric
+        elif part in _METRICS:
+            metric = _METRICS[part]
+        elif part not in ("source", "parity", "metrics"):
+            split = part.replace("_", " ")
+    words = ("source model " if path.startswith("source.") else "") + metric
+    text = words + (f" on {split}" if split else "")
+    return text[0].upper() + text[1:]
+
+
+def figure_value(path: str, value: float) -> str:
+    """A fraction (accuracy, F1, agreement) as a percentage; other figures as numbers."""
+    if "diff" not in path and 0.0 <= value <= 1.0:
+        return f"{100 * value:.2f}%"
+    return f"{value:.3g}"
 
 
 def read_benchmark(report: str | os.PathLike | None) -> tuple[Path | None, list[dict]]:

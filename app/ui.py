@@ -29,7 +29,13 @@ from .catalog import (  # noqa: E402
     find_models,
 )
 from .render import CARDS_CSS, face_cards_html  # noqa: E402
-from .service import COMPARE_HEADERS, AppService, read_benchmark  # noqa: E402
+from .service import (  # noqa: E402
+    COMPARE_HEADERS,
+    AppService,
+    read_benchmark,
+    release_free_memory,
+    without_server_paths,
+)
 from .video_tab import live_stream, video_tab  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,13 @@ PAGE_CSS = CARDS_CSS + """
   .gradio-container > .main { padding-left: 10px !important; padding-right: 10px !important; }
 }
 #ee-status p { margin: 0; }
+/* Tables on a phone: words stay whole and the table scrolls sideways instead. */
+#ee-compare-table td, #ee-compare-table th, #ee-bench-table td, #ee-bench-table th {
+  word-break: normal !important; overflow-wrap: normal !important; hyphens: none; }
+#ee-compare-table .table-wrap, #ee-bench-table .table-wrap { overflow-x: auto; }
+/* The benchmark plot keeps a readable size and scrolls sideways on a narrow screen. */
+#ee-bench-plot .image-container { overflow-x: auto; }
+#ee-bench-plot img { min-width: 640px; max-width: none; }
 """
 
 
@@ -64,14 +77,17 @@ def make_service(models: Sequence[str | os.PathLike] | None = None, *,
 
 
 def _message(exc: Exception) -> str:
+    """What the page says about ``exc``: paths on the server are cut to file names."""
     if isinstance(exc, EmotionEdgeError):
-        return str(exc)
+        return without_server_paths(str(exc))
     log.exception("unexpected error in the app")
-    return f"unexpected error ({type(exc).__name__}: {exc}); see the server log"
+    return without_server_paths(f"unexpected error ({type(exc).__name__}: {exc}); "
+                                "see the server log")
 
 
 def _shielded(on_error: Callable[[str], Any]) -> Callable:
-    """Run a handler; an error becomes a warning toast and ``on_error(message)``."""
+    """Run a handler; an error becomes a warning toast and ``on_error(message)``. Memory the
+    handler freed is handed back to the system when it is done."""
     def decorate(handler: Callable) -> Callable:
         @wraps(handler)
         def run(*args: Any) -> Any:
@@ -81,6 +97,8 @@ def _shielded(on_error: Callable[[str], Any]) -> Callable:
                 message = _message(exc)
                 gr.Warning(message)
                 return on_error(message)
+            finally:
+                release_free_memory()
         return run
     return decorate
 
@@ -91,7 +109,8 @@ def build_app(service: AppService, *, report: str | os.PathLike | None = DEFAULT
     menu = [(c.label, c.key) for c in service.choices]
     selected = service.default.key if service.default else service.choices[0].key
 
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+    # Gradio's copies of uploads and answers older than an hour are deleted every 10 minutes.
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         gr.Markdown(f"# {title}\nFacial emotion recognition on the edge: seven emotions "
                     "(FER2013), every face found, on the backend of your choice.")
         with gr.Row(equal_height=True):
@@ -124,6 +143,9 @@ def build_app(service: AppService, *, report: str | os.PathLike | None = DEFAULT
         for trigger in (backend.change, demo.load):
             trigger(on_backend, [backend, detector], [backend_status, card, sidecar],
                     api_visibility="private")
+        # Engines are looked up again on each visit, so the menu says what can run now.
+        demo.load(lambda: gr.update(choices=[(c.label, c.key) for c in service.choices]),
+                  None, backend, api_visibility="private", queue=False)
     return demo
 
 
@@ -149,16 +171,23 @@ def _image_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdown)
     @_shielded(lambda message: (None, "", f"⚠️ {message}", {"error": message}))
     def predict(photo: Any, key: str, detector_name: str) -> tuple[Any, str, str, dict]:
         result = service.analyze(photo, key, detector_name)
-        return result.image, face_cards_html(result.faces), result.summary(), result.to_dict()
+        return (service.results.save(result.image), face_cards_html(result.faces),
+                result.summary(), result.to_dict())
 
     # preprocess=False hands our reader the uploaded file, so a file that is not an image
     # gets our message rather than Gradio's.
     run.click(predict, [image, backend, detector], [annotated, cards, status, details],
               api_name="predict", preprocess=False)
+    # A new photo clears the previous photo's results.
+    image.change(lambda: (None, "", "", None), None, [annotated, cards, status, details],
+                 api_visibility="private", queue=False)
 
 
 def _webcam_tab(service: AppService, backend: gr.Dropdown) -> None:
-    gr.Markdown("Allow the camera; frames are analysed as they arrive.")
+    gr.Markdown("Allow the camera; frames are analysed as they arrive. This needs a camera "
+                "on the device showing this page: without one (or without permission) this "
+                "tab stays empty; use the Image or Video tab instead.",
+                elem_id="ee-webcam-note")
     with gr.Row():
         camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
                           elem_id="ee-camera")
@@ -193,6 +222,8 @@ def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdow
 
     run.click(compare, [photo, detector, backend], [table, summary], api_name="compare",
               preprocess=False)
+    photo.change(lambda: ([], ""), None, [table, summary], api_visibility="private",
+                 queue=False)
 
 
 def _about_tab(report: str | os.PathLike | None) -> tuple[gr.Markdown, gr.JSON]:
@@ -206,10 +237,12 @@ def _about_tab(report: str | os.PathLike | None) -> tuple[gr.Markdown, gr.JSON]:
         where = f" at `{report}`" if report is not None else ""
         gr.Markdown(f"No benchmark report{where}; run `emotion-edge bench` to make one.")
     if plot is not None:
-        gr.Image(str(plot), label="Accuracy and latency", interactive=False)
+        gr.Image(str(plot), label="Accuracy and latency", interactive=False,
+                 elem_id="ee-bench-plot")
     if rows:
         gr.Dataframe(value=[list(row.values()) for row in rows], headers=list(rows[0]),
-                     interactive=False, label="Benchmark results", wrap=True)
+                     interactive=False, label="Benchmark results", wrap=True,
+                     elem_id="ee-bench-table")
     return card, sidecar
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +28,11 @@ from emotion_edge.app.fps import measure_fps, recorded_frames  # noqa: E402
 from emotion_edge.app.render import face_cards_html  # noqa: E402
 from emotion_edge.app.ui import EXAMPLES_DIR, build_app, launch, make_service  # noqa: E402
 from emotion_edge.runtime.bundled import models_dir as bundled_dir  # noqa: E402
-from emotion_edge.runtime.errors import BadImageError, NoFaceError  # noqa: E402
+from emotion_edge.runtime.errors import (  # noqa: E402
+    BackendUnavailableError,
+    BadImageError,
+    NoFaceError,
+)
 from emotion_edge.runtime.formats import BACKENDS, Backend  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +92,66 @@ def test_missing_engine_is_listed_as_unavailable_not_hidden(models_dir, monkeypa
         service.analyze(PHOTO, keras.key)
     rows, _ = service.compare(PHOTO)
     assert next(r for r in rows if r[0] == "Keras fp32")[-1].startswith("unavailable")
+    # availability is checked at use: once the engine is there, the same entry runs
+    monkeypatch.undo()
+    assert keras.available and keras.label == "Keras fp32"
+    assert service.analyze(PHOTO, keras.key).faces
     service.close()
+
+
+def test_an_engine_that_goes_missing_is_reported_not_used(service, monkeypatch):
+    fp16 = next(c for c in service.choices if c.title == "TFLite fp16")
+    assert fp16.available
+    monkeypatch.setitem(BACKENDS, "litert",
+                        Backend("litert", "emotion_edge_absent_engine", "tflite", "LiteRT"))
+    assert fp16.label == "TFLite fp16 (unavailable: pip install 'emotion-edge[tflite]')"
+    assert "not installed here" in service.model_card(fp16.key)[0]
+    with pytest.raises(BackendUnavailableError, match=r"emotion-edge\[tflite\]"):
+        service.load(fp16.key, "blazeface-full")  # not loaded yet: the engine is needed now
+
+
+def test_a_new_upload_never_rewrites_an_answer_being_served(client, service):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    answers = []
+    for _ in range(2):
+        image, *_ = client.predict(handle_file(PHOTO), "TFLite int8", "blazeface",
+                                   api_name="/predict")
+        written = max(service.results.folder.glob("*.jpg"), key=lambda p: p.stat().st_mtime_ns)
+        answers.append((written, written.stat(), written.read_bytes()))
+        assert Path(image).read_bytes() == written.read_bytes()  # the page serves our file
+    (first, before, data), (second, _, again) = answers
+    assert first != second and data == again  # same photo, same picture, a new file
+    after = first.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (
+        before.st_ino, before.st_mtime_ns, before.st_size)
+    with Image.open(first) as decoded:
+        assert decoded.format == "JPEG" and max(decoded.size) == 960  # enlarged to draw
+
+
+def test_result_files_are_pruned_and_removed(tmp_path):
+    from emotion_edge.app.service import ResultFiles
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    results = ResultFiles(tmp_path, keep=3)
+    written = [results.save(image) for _ in range(5)]
+    assert len(set(written)) == 5
+    assert sorted(results.folder.iterdir()) == sorted(written[-3:])  # no partial files left
+    results.close()
+    assert not results.folder.exists()
+
+
+def test_errors_name_the_file_not_where_the_server_keeps_it():
+    from emotion_edge.app.service import without_server_paths
+
+    upload = Path(tempfile.gettempdir()) / "gradio" / "3f2a9c" / "holiday.png"
+    assert without_server_paths(f"cannot open ({upload}: permission denied)") == (
+        "cannot open (holiday.png: permission denied)")
+    assert without_server_paths(f"'{upload}' is broken; {upload}") == (
+        "'holiday.png' is broken; holiday.png")
+    assert without_server_paths("/home/user/photo.png: no face") == (
+        "/home/user/photo.png: no face")  # only the server's temporary folders
 
 
 def test_predict_endpoint_boxes_and_labels_a_face(client, models_dir):
@@ -118,8 +182,10 @@ def test_predict_endpoint_reports_bad_input_as_a_message(client, tmp_path):
     text.write_text("not an image")
     image, _, status, details = client.predict(
         handle_file(text), "TFLite int8", "blazeface", api_name="/predict")
-    assert image is None and "not a readable image" in status
+    assert image is None and status == "⚠️ notes.png: not a readable image (unknown or " \
+        "unsupported format)"
     assert "not a readable image" in details["error"]
+    assert tempfile.gettempdir() not in details["error"]
 
     blank = tmp_path / "blank.png"
     from PIL import Image
@@ -162,6 +228,17 @@ def test_stream_annotates_a_sequence_of_frames(service):
     assert status.startswith("⚠️") and "too small" in status
 
 
+def test_stream_uses_the_chosen_detector(service):
+    frame = recorded_frames(PHOTO, count=1)[0]
+    blank = np.full_like(frame, 128)
+    assert service.stream(blank, "TFLite int8")[1].startswith("No face in view")
+    # no detection: the whole frame is the face, whatever it shows
+    whole, status = service.stream(blank, "TFLite int8", detector="whole-image")
+    assert not status.startswith(("No face", "⚠️")) and "%" in status
+    _, status = service.stream(frame, "TFLite int8", detector="no-such-detector")
+    assert status.startswith("⚠️ unknown detector 'no-such-detector'")
+
+
 def test_huge_photo_is_downscaled_and_cards_show_every_face(service, tmp_path):
     from PIL import Image
 
@@ -201,6 +278,22 @@ def test_app_subcommand_is_registered():
     assert args.command == "app" and args.port == 7999 and args.host == "127.0.0.1"
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_demo_takes_a_port_and_names_a_busy_one():
+    import subprocess
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        # -o: use the installed venv as it is (the recipe is what is tested, not the install)
+        result = subprocess.run(["make", "-o", ".venv/.stamp-app", "demo", f"PORT={port}"],
+                                cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert f"app --port {port}" in result.stdout
+    assert f"cannot listen on 127.0.0.1:{port} (address already in use)" in result.stderr
+    assert f"make demo PORT={port + 1}" in result.stderr
+    assert "Traceback" not in result.stderr and "GRADIO_SERVER_PORT" not in result.stderr
+
+
 def test_model_card_shows_accuracy_and_parity_from_the_sidecar(service):
     from emotion_edge.app.service import accuracy_figures
 
@@ -216,7 +309,22 @@ def test_model_card_shows_accuracy_and_parity_from_the_sidecar(service):
     assert data["format"] == "tflite" and data["precision"] == "int8"
     assert f"- **Labels:** {', '.join(data['labels'])}\n" in text
     assert "- **Input:** 48x48x1 gray, input = pixel × 0.00392157 + 0\n" in text
-    assert f"- **accuracy.privatetest:** {data['accuracy']['privatetest']:.4g}" in text
+    accuracy = 100 * data["accuracy"]["privatetest"]
+    assert f"- **Accuracy on FER2013 PrivateTest:** {accuracy:.2f}%\n" in text
+    agreement = 100 * data["parity"]["top1_agreement"]
+    assert f"- **Top-1 agreement with the source model:** {agreement:.2f}%" in text
+    assert "_images" not in text and "source.accuracy" not in text
+
+
+def test_figure_labels_read_as_words():
+    from emotion_edge.app.service import figure_label, figure_value
+
+    assert figure_label("source.accuracy.publictest_macro_f1") == (
+        "Source model macro F1 on FER2013 PublicTest")
+    assert figure_label("accuracy.privatetest") == "Accuracy on FER2013 PrivateTest"
+    assert figure_label("metrics.privatetest.accuracy") == "Accuracy on FER2013 PrivateTest"
+    assert figure_value("accuracy.privatetest", 0.66927) == "66.93%"
+    assert figure_value("parity.max_abs_diff", 0.0407569) == "0.0408"
 
 
 def test_about_reads_the_benchmark_report(tmp_path, caplog):
