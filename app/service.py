@@ -300,7 +300,10 @@ class AppService:
             f"- **Input:** {spec.height}x{spec.width}x{spec.channels} {spec.color}, "
             f"input = pixel × {spec.scale:.6g} + {spec.offset:.6g}",
         ]
-        for key, value in accuracy_figures(sidecar).items():
+        # this artifact's own figures first, then its source model's, then parity
+        for key, value in sorted(accuracy_figures(sidecar).items(),
+                                 key=lambda kv: (kv[0].startswith(("parity.", "source.")),
+                                                 kv[0].startswith("parity."))):
             lines.append(f"- **{figure_label(key)}:** {figure_value(key, value)}")
         for key in ("name", "parameters", "source_model", "trained"):
             if isinstance(sidecar.get(key), (str, int, float)):

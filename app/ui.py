@@ -51,12 +51,15 @@ PAGE_CSS = CARDS_CSS + """
 }
 #ee-status p { margin: 0; }
 /* Tables on a phone: words stay whole and the table scrolls sideways instead. */
-#ee-compare-table td, #ee-compare-table th, #ee-bench-table td, #ee-bench-table th {
+#ee-compare-table .text, #ee-bench-table .text {
   word-break: normal !important; overflow-wrap: normal !important; hyphens: none; }
 #ee-compare-table .table-wrap, #ee-bench-table .table-wrap { overflow-x: auto; }
 /* The benchmark plot keeps a readable size and scrolls sideways on a narrow screen. */
-#ee-bench-plot .image-container { overflow-x: auto; }
-#ee-bench-plot img { min-width: 640px; max-width: none; }
+#ee-bench-plot, #ee-bench-plot .image-container, #ee-bench-plot .image-frame {
+  height: auto !important; }
+#ee-bench-plot .image-container { overflow-x: auto; display: block; }
+#ee-bench-plot .image-container > button { display: block; width: max(100%, 720px); }
+#ee-bench-plot img { width: 100%; height: auto; max-width: none; }
 """
 
 
@@ -213,7 +216,10 @@ def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdow
         with gr.Column(min_width=300, scale=2):
             table = gr.Dataframe(headers=list(COMPARE_HEADERS), interactive=False,
                                  wrap=True, elem_id="ee-compare-table", label="Backends",
-                                 column_widths=["27%", "12%", "15%", "14%", "12%", "20%"])
+                                 # pixels, not percentages: on a phone the table
+                                 # scrolls sideways instead of squeezing words apart
+                                 column_widths=["170px", "80px", "100px", "90px", "80px",
+                                                "150px"])
             summary = gr.Markdown(elem_id="ee-compare-status")
 
     @_shielded(lambda message: ([], f"⚠️ {message}"))

@@ -110,6 +110,16 @@ def _analyze(page, photo: Path) -> str:
     return page.locator("#ee-status").inner_text()
 
 
+def _open_tab(page, name: str) -> None:
+    """Click tab ``name``; on a narrow screen it may sit in the "More tabs" menu."""
+    tab = page.get_by_role("tab", name=name)
+    if not tab.is_visible():
+        page.get_by_role("button", name="More tabs").click()
+        page.locator("button:visible", has_text=name).last.click()
+    else:
+        tab.click()
+
+
 def _choose_backend(page, title: str) -> None:
     page.locator("#ee-backend input").click()
     page.get_by_role("option", name=title, exact=True).click()
@@ -145,13 +155,59 @@ def test_desktop_upload_analyse_switch_backend_and_compare(browser, app_url):
     assert outside == [], f"the page reached outside this machine: {outside}"
 
 
-def test_phone_upload_and_analyse(browser, app_url):
+#: The words under an element that are broken across lines (a word whose text has more
+#: than one box on screen).
+_BROKEN_WORDS = """(root) => {
+    const broken = [];
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const node = walker.currentNode;
+        for (const match of node.data.matchAll(/\\S+/g)) {
+            const range = document.createRange();
+            range.setStart(node, match.index);
+            range.setEnd(node, match.index + match[0].length);
+            const boxes = [...range.getClientRects()].filter((box) => box.width > 0);
+            if (boxes.length > 1) broken.push(match[0]);
+        }
+    }
+    return broken;
+}"""
+
+
+def test_phone_upload_analyse_compare_and_about(browser, app_url):
     SCREENSHOTS.mkdir(exist_ok=True)
     outside: list[str] = []
     page = _open(browser, app_url, 390, 844, outside)
     status = _analyze(page, EXAMPLES_DIR / "astronaut.jpg")
     assert "face" in status
     page.screenshot(path=str(SCREENSHOTS / "app-phone.png"), full_page=True)
+    # a new photo clears the previous photo's results
+    page.get_by_role("button", name="Remove Image").first.click()
+    page.locator("#ee-photo input[type=file]").set_input_files(str(PHOTO))
+    page.locator("#ee-cards .ee-card").first.wait_for(state="detached")
+    assert page.locator("#ee-status").inner_text().strip() == ""
+
+    _open_tab(page, "Compare")
+    page.locator("#ee-compare-photo input[type=file]").set_input_files(str(PHOTO))
+    page.locator("#ee-compare-photo img").first.wait_for()
+    page.locator("#ee-compare-run").click()
+    page.locator("#ee-compare-status", has_text="backends").wait_for()
+    assert page.locator("#ee-compare-table").evaluate(_BROKEN_WORDS) == []
+    page.screenshot(path=str(SCREENSHOTS / "app-phone-compare.png"), full_page=True)
+
+    _open_tab(page, "About")
+    page.locator("#ee-model-card", has_text="Labels").wait_for()
+    assert "%" in page.locator("#ee-model-card").inner_text()
+    if page.locator("#ee-bench-table").count():
+        assert page.locator("#ee-bench-table").evaluate(_BROKEN_WORDS) == []
+    if page.locator("#ee-bench-plot img").count():
+        plot = page.locator("#ee-bench-plot img").first.bounding_box()
+        block = page.locator("#ee-bench-plot").bounding_box()
+        # readable: not shrunk to the screen, and scrolled from its left edge, not centred
+        assert plot["width"] >= 720 and plot["x"] >= block["x"]
+    page.screenshot(path=str(SCREENSHOTS / "app-phone-about.png"), full_page=True)
+    _open_tab(page, "Webcam")
+    assert "needs a camera" in page.locator("#ee-webcam-note").inner_text()
     page.close()
     assert outside == [], f"the page reached outside this machine: {outside}"
 
