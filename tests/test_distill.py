@@ -88,14 +88,15 @@ def test_student_learns_from_precomputed_teacher_outputs(teacher_run, tmp_path):
 
 def test_student_targets_mix_labels_and_teacher(teacher_run, tmp_path):
     from emotion_edge.data.datasets import load_fer2013
+    from emotion_edge.train.config import TrainConfig
     from emotion_edge.train.distill import teacher_targets
-    from emotion_edge.train.trainer import TrainConfig, _targets
+    from emotion_edge.train.targets import training_targets
 
     csv, teacher_dir = teacher_run
     splits = load_fer2013(csv, tmp_path / "cache")
     cfg = TrainConfig(data=str(csv), out=str(tmp_path), teacher=str(teacher_dir / "model.keras"),
                       distill_weight=0.25, distill_temperature=2.0)
-    targets = _targets(cfg, splits, splits["train"], tmp_path)
+    targets = training_targets(cfg, splits, splits["train"], tmp_path)
     soft = teacher_targets(cfg.teacher, splits["train"].x, splits["train"].labels, tmp_path, 2.0)
     onehot = np.eye(7, dtype=np.float32)[splits["train"].y]
     np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * soft, atol=1e-6)

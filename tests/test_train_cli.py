@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("keras")
 
 from emotion_edge.runtime.sidecar import read_sidecar  # noqa: E402
-from emotion_edge.train.trainer import PLOT_FILES as PLOTS  # noqa: E402
+from emotion_edge.train.run_folder import PLOT_FILES as PLOTS  # noqa: E402
 
 from emotion_edge.cli import main  # noqa: E402
 
@@ -85,7 +85,7 @@ def test_overwrite_keeps_other_files_and_bad_data_touches_nothing(tiny_csv, tmp_
     argv = ["train", "--data", str(tmp_path / "typo.csv"), "--out", str(out), "--overwrite"]
     assert main(argv) == 2
     assert (out / "history.csv").is_file()  # the data error came before any deletion
-    from emotion_edge.train.trainer import prepare_run_dir
+    from emotion_edge.train.run_folder import prepare_run_dir
 
     prepare_run_dir(out, resume=False, overwrite=True)
     assert not (out / "history.csv").exists() and (out / "notes.txt").read_text() == "mine"

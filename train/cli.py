@@ -10,7 +10,7 @@ from ..runtime.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
     d = TrainConfig(data="", out="")
     p.add_argument("--data", required=True, help="FER2013 CSV (fer2013.csv or .csv.gz)")
@@ -80,8 +80,9 @@ def _model_kwargs(pairs: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .config import TrainConfig
     from .models import model_names
-    from .trainer import TrainConfig, train
+    from .trainer import train
 
     if args.model not in model_names():
         raise ConfigError(f"unknown model {args.model!r}; choose one of: "

@@ -1,0 +1,110 @@
+"""The run folder: which files a run writes, the refusal to clobber one, the per-epoch
+history, checkpoints and early stopping."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from pathlib import Path
+
+from ..runtime.errors import ConfigError
+from .config import TrainConfig, lr_at
+
+log = logging.getLogger("emotion_edge.train.trainer")
+
+RUN_FILES = ("config.json", "last.keras", "best.keras", "history.csv")
+PLOT_FILES = ("learning_curves.png", "confusion_publictest.png", "confusion_privatetest.png",
+              "per_class_publictest.png", "per_class_privatetest.png", "class_balance.png",
+              "augmented_samples.png")
+#: everything a run writes into its folder (``--overwrite`` removes these and only these)
+RUN_OUTPUTS = (*RUN_FILES, "model.keras", "model.keras.json", "metrics.json", "train.log",
+               *PLOT_FILES)
+HISTORY_KEYS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Create ``out``, refusing to clobber an earlier run; ``overwrite`` removes only the
+    files a run writes, nothing else in the folder."""
+    existing = [f for f in RUN_FILES if (out / f).exists()] if out.is_dir() else []
+    if resume:
+        if not (out / "last.keras").is_file():
+            raise ConfigError(f"{out}: nothing to resume (no last.keras); start without --resume")
+        return
+    if existing:
+        if not overwrite:
+            raise ConfigError(f"{out} already holds a run ({', '.join(existing)}); pass "
+                              "--resume to continue it or --overwrite to start it afresh")
+        for name in RUN_OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _save_atomically(model, path: Path) -> None:
+    """Save under a temporary name, then rename: a checkpoint is never half written."""
+    tmp = path.with_name(path.name + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def append_history(path: Path, row: dict[str, float]) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_KEYS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row[k] for k in HISTORY_KEYS})
+
+
+def epoch_callback(out: Path, cfg: TrainConfig, history: list[dict[str, float]]):
+    import keras
+
+    class RunKeeper(keras.callbacks.Callback):
+        """Sets the LR, saves last/best checkpoints, logs history, stops early."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.optimizer.learning_rate.assign(lr_at(epoch, cfg))
+            self.started = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            row = {"epoch": epoch + 1, "lr": lr_at(epoch, cfg),
+                   "seconds": round(time.time() - self.started, 1),
+                   **{k: float(logs.get(k, float("nan"))) for k in HISTORY_KEYS[2:6]}}
+            best = max((h["val_accuracy"] for h in history), default=-1.0)
+            if row["val_accuracy"] > best:
+                _save_atomically(self.model, out / "best.keras")
+            _save_atomically(self.model, out / "last.keras")
+            append_history(out / "history.csv", row)
+            history.append(row)
+            best_epoch = max(history, key=lambda h: h["val_accuracy"])["epoch"]
+            log.info("epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  "
+                     "(best %.4f at %d)  %.0fs", epoch + 1, cfg.epochs, row["loss"],
+                     row["accuracy"], row["val_loss"], row["val_accuracy"],
+                     max(h["val_accuracy"] for h in history), best_epoch, row["seconds"])
+            if epoch + 1 - best_epoch >= cfg.patience:
+                log.info("early stop: no PublicTest gain for %d epochs", cfg.patience)
+                self.model.stop_training = True
+
+    return RunKeeper()
+
+
+def stopped_early(history, cfg: TrainConfig) -> bool:
+    if not history:
+        return False
+    best_epoch = max(history, key=lambda h: h["val_accuracy"])["epoch"]
+    return len(history) - best_epoch >= cfg.patience
+
+
+def configure_logging(out: Path) -> None:
+    handler = logging.FileHandler(out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("emotion_edge").addHandler(handler)
