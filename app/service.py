@@ -273,7 +273,7 @@ class AppService:
         rows = []
         for choice, face, latency, problem in results:
             name = choice.title + (" (selected)" if choice.key == selected else "")
-            size = human_size(choice.path.stat().st_size)
+            size = human_size(choice.format.size_bytes(choice.path))
             if face is None:
                 rows.append([name, "—", None, None, size, problem])
                 continue
@@ -290,10 +290,10 @@ class AppService:
         choice = self.pool.choice(backend)
         sidecar = read_sidecar(choice.path)
         spec = InputSpec.from_dict(sidecar.get("input"))
+        size = human_size(choice.format.size_bytes(choice.path))  # with an IR's .bin
         lines = [
             f"### {choice.title}",
-            f"- **File:** `{choice.path.name}` ({human_size(choice.path.stat().st_size)}), "
-            f"{choice.format.description}",
+            f"- **File:** `{choice.path.name}` ({size}), {choice.format.description}",
             f"- **Runs on:** {choice.format.engine.title}"
             + ("" if choice.available else f" — not installed here: `{choice.unavailable}`"),
             f"- **Labels:** {', '.join(sidecar['labels'])}",

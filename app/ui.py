@@ -183,7 +183,7 @@ def _image_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdown)
               api_name="predict", preprocess=False)
     # A new photo clears the previous photo's results.
     image.change(lambda: (None, "", "", None), None, [annotated, cards, status, details],
-                 api_visibility="private", queue=False)
+                 api_visibility="private", queue=False, show_progress="hidden")
 
 
 def _webcam_tab(service: AppService, backend: gr.Dropdown) -> None:
@@ -229,7 +229,7 @@ def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdow
     run.click(compare, [photo, detector, backend], [table, summary], api_name="compare",
               preprocess=False)
     photo.change(lambda: ([], ""), None, [table, summary], api_visibility="private",
-                 queue=False)
+                 queue=False, show_progress="hidden")
 
 
 def _about_tab(report: str | os.PathLike | None) -> tuple[gr.Markdown, gr.JSON]:

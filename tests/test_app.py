@@ -271,6 +271,15 @@ def test_fps_of_the_stream_function(models_dir):
     assert rate.face_found == 1.0 and rate.fps > 0
 
 
+def test_app_readme_lists_every_detector_of_the_registry():
+    from emotion_edge.runtime.detectors import DEFAULT_DETECTOR, DETECTORS
+
+    text = (REPO / "app" / "README.md").read_text()
+    assert f"| `{DEFAULT_DETECTOR}` (default) |" in text
+    for name in [*DETECTORS, "whole-image"]:
+        assert f"| `{name}`" in text, name
+
+
 def test_app_subcommand_is_registered():
     from emotion_edge.cli import parse_args
 

@@ -185,7 +185,7 @@ def test_phone_upload_analyse_compare_and_about(browser, app_url):
     page.get_by_role("button", name="Remove Image").first.click()
     page.locator("#ee-photo input[type=file]").set_input_files(str(PHOTO))
     page.locator("#ee-cards .ee-card").first.wait_for(state="detached")
-    assert page.locator("#ee-status").inner_text().strip() == ""
+    playwright_api.expect(page.locator("#ee-status")).to_have_text("")
 
     _open_tab(page, "Compare")
     page.locator("#ee-compare-photo input[type=file]").set_input_files(str(PHOTO))
