@@ -9,6 +9,7 @@ import ctypes
 import logging
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -50,7 +51,8 @@ class ResultFiles:
     file for every identical answer, so a client still downloading the first copy of the same
     photo got a truncated file ("Too little data for declared Content-Length"). Here each
     answer gets its own file, written whole under a temporary name and renamed into place;
-    the oldest beyond ``keep`` are deleted.
+    the oldest beyond ``keep`` are deleted, and so are the folders of servers that ended
+    without cleaning up (named after their process id).
     """
 
     def __init__(self, folder: Path = RESULTS_DIR, keep: int = KEEP_RESULTS) -> None:
@@ -58,6 +60,7 @@ class ResultFiles:
         self.keep = keep
         self._written: list[Path] = []
         self._lock = threading.Lock()
+        _remove_orphans(folder)
 
     def save(self, image: np.ndarray) -> Path:
         from PIL import Image
@@ -81,6 +84,26 @@ class ResultFiles:
             path.unlink(missing_ok=True)
         if self.folder.is_dir() and not any(self.folder.iterdir()):
             self.folder.rmdir()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
+def _remove_orphans(root: Path) -> None:
+    """Delete the result folders in ``root`` whose server process has ended."""
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        pid = folder.name.partition("-")[0]
+        if folder.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _load_libc() -> Any:

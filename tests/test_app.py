@@ -140,6 +140,14 @@ def test_result_files_are_pruned_and_removed(tmp_path):
     assert sorted(results.folder.iterdir()) == sorted(written[-3:])  # no partial files left
     results.close()
     assert not results.folder.exists()
+    # a folder left by a server that ended is removed; a running server's is kept
+    ended = tmp_path / "999999999-0a1b2c3d"
+    ended.mkdir()
+    (ended / "x.jpg").write_bytes(b"x")
+    running = tmp_path / f"{os.getpid()}-0a1b2c3d"
+    running.mkdir()
+    ResultFiles(tmp_path)
+    assert sorted(tmp_path.iterdir()) == [running]
 
 
 def test_errors_name_the_file_not_where_the_server_keeps_it():
