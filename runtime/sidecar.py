@@ -19,6 +19,8 @@ from typing import Any
 from .errors import ModelLoadError
 
 SIDECAR_SUFFIX = ".json"
+#: a sidecar is a few kilobytes; a file far larger is not one (and is not read into memory)
+MAX_SIDECAR_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,12 @@ def read_sidecar(artifact: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise ModelLoadError(f"{artifact}: its sidecar {path.name} is missing; every model "
                              "needs one (labels and input spec)")
+    if path.stat().st_size > MAX_SIDECAR_BYTES:
+        raise ModelLoadError(f"{path}: {path.stat().st_size:,} bytes is too large for a "
+                             f"sidecar (at most {MAX_SIDECAR_BYTES:,}); it is not one")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON
         raise ModelLoadError(f"{path}: not a readable JSON sidecar ({exc})") from None
     if not isinstance(data, dict) or not data.get("labels") or "input" not in data:
         raise ModelLoadError(f"{path}: sidecar lacks 'labels' or 'input'")
