@@ -47,13 +47,16 @@ def fit_for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.n
 def annotate(image: np.ndarray, faces: Sequence,
              min_side: int = DISPLAY_MIN_SIDE) -> np.ndarray:
     """An RGB copy of ``image`` with each face boxed in its emotion's colour and labelled
-    ``"N label score%"`` (just ``N`` where the box is too narrow for the text).
+    ``"N label score%"`` (just ``N`` where the box is too narrow for the text). N is the
+    face's track id where it has one (stream mode, ``#3``), else its place in the list.
 
     Images smaller than ``min_side`` on their longer side are enlarged first (0: never).
     """
-    boxes = [LabelledBox(tuple(face.box), f"{number} {face.label} {face.score:.0%}",
-                         colour_of(face.label), short_text=str(number))
-             for number, face in enumerate(faces, start=1)]
+    tags = [f"#{face.track_id}" if getattr(face, "track_id", None) is not None else str(n)
+            for n, face in enumerate(faces, start=1)]
+    boxes = [LabelledBox(tuple(face.box), f"{tag} {face.label} {face.score:.0%}",
+                         colour_of(face.label), short_text=tag)
+             for tag, face in zip(tags, faces, strict=True)]
     return draw_boxes(image, boxes, min_side=min_side)
 
 

@@ -130,7 +130,7 @@ def build_app(service: AppService, *, report: str | os.PathLike | None = DEFAULT
         with gr.Tab("Image", id="image"):
             _image_tab(service, backend, detector)
         with gr.Tab("Webcam", id="webcam"):
-            _webcam_tab(service, backend)
+            _webcam_tab(service, backend, detector)
         with gr.Tab("Video", id="video"):
             video_tab(service, backend, detector, _shielded)
         with gr.Tab("Compare", id="compare"):
@@ -186,7 +186,7 @@ def _image_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdown)
                  api_visibility="private", queue=False, show_progress="hidden")
 
 
-def _webcam_tab(service: AppService, backend: gr.Dropdown) -> None:
+def _webcam_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdown) -> None:
     gr.Markdown("Allow the camera; frames are analysed as they arrive. This needs a camera "
                 "on the device showing this page: without one (or without permission) this "
                 "tab stays empty; use the Image or Video tab instead.",
@@ -197,7 +197,8 @@ def _webcam_tab(service: AppService, backend: gr.Dropdown) -> None:
         live = gr.Image(label="Live", interactive=False, elem_id="ee-live")
     live_status = gr.Markdown(elem_id="ee-live-status")
     tracks = gr.State(None)  # this viewer's face tracks (stream mode)
-    camera.stream(live_stream(service), [camera, backend, tracks], [live, live_status, tracks],
+    camera.stream(live_stream(service), [camera, backend, detector, tracks],
+                  [live, live_status, tracks],
                   stream_every=0.1,
                   concurrency_limit=4, show_progress="hidden", api_name="stream",
                   api_visibility="undocumented")

@@ -20,6 +20,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..runtime.detectors import DEFAULT_DETECTOR
 from ..runtime.errors import BadImageError
 from ..runtime.recognizer import RecognizerOptions
 from ..runtime.stream import FaceTracks, StreamOptions
@@ -118,10 +119,11 @@ def video_tab(service: Any, backend: gr.Dropdown, detector: gr.Dropdown,
 
 
 def live_stream(service: Any) -> Callable:
-    """The webcam handler: ``(frame, backend, tracks) -> (image, status, tracks)``."""
-    def stream(frame: Any, backend: str | None,
+    """The webcam handler: ``(frame, backend, detector, tracks) -> (image, status, tracks)``."""
+    def stream(frame: Any, backend: str | None, detector: str | None,
                tracks: FaceTracks | None) -> tuple[Any, str, FaceTracks]:
         tracks = tracks if tracks is not None else FaceTracks(LIVE_OPTIONS)
-        image, status = service.stream(frame, backend, tracks)
+        image, status = service.stream(frame, backend, tracks,
+                                       detector=detector or DEFAULT_DETECTOR)
         return image, status, tracks
     return stream

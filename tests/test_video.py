@@ -329,14 +329,30 @@ def test_webcam_stream_mode_keeps_the_id_through_a_gap(app_service):
     statuses = []
     for i, frame in enumerate(clip_frames(frames=12, width=320, height=240,
                                           hidden=frozenset({5, 6}))):
-        image, status, tracks = handler(frame, app_service.default.key, tracks)
+        image, status, tracks = handler(frame, app_service.default.key, "blazeface", tracks)
         if i == 0:  # the webcam's clock is the wall clock: keep the test off a slow machine's
             tracks = FaceTracks(replace(tracks.options, max_miss_s=60.0))
-            image, status, tracks = handler(frame, app_service.default.key, tracks)
+            image, status, tracks = handler(frame, app_service.default.key, "blazeface", tracks)
         assert image.shape == (240, 320, 3)
         statuses.append(status)
     assert all(s.startswith("#1 ") for s in statuses), statuses
     assert tracks.frames == 12 and [t.track_id for t in tracks.tracker.tracks] == [1]
+
+
+def test_webcam_boxes_are_tagged_with_track_ids():
+    from types import SimpleNamespace
+
+    import numpy as np
+    from emotion_edge.app.render import annotate, colour_of
+    from emotion_edge.runtime.draw import LabelledBox, draw_boxes
+
+    image = np.full((120, 160, 3), 90, np.uint8)
+    face = SimpleNamespace(box=(20.0, 20.0, 80.0, 80.0), label="happy", score=0.81, track_id=7)
+    expected = draw_boxes(image, [LabelledBox((20.0, 20.0, 80.0, 80.0), "#7 happy 81%",
+                                              colour_of("happy"), short_text="#7")], min_side=0)
+    np.testing.assert_array_equal(annotate(image, [face], min_side=0), expected)
+    plain = SimpleNamespace(box=face.box, label="happy", score=0.81)  # a photo's face: 1, 2…
+    assert not np.array_equal(annotate(image, [plain], min_side=0), expected)
 
 
 def test_ctrl_c_on_the_command_line_exits_130_with_playable_outputs(tmp_path):
