@@ -258,9 +258,17 @@ def _open_engine(name: str, path: Path, threads: int | None) -> Engine:
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001  engines raise many types for a bad file
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"{path}: {backend.title} cannot load it: "
-                             f"{message[:300]}") from None
+                             f"{_engine_reason(exc)[:300]}") from None
+
+
+def _engine_reason(exc: Exception) -> str:
+    """The line of an engine's error that says what is wrong: the first, or the last when the
+    first only names a source location (OpenVINO's "Exception from src/...cpp:84:")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[-1] if lines[0].endswith(":") else lines[0]
 
 
 def _check_agreement(path: Path, engine: Engine, spec: InputSpec,
