@@ -1,19 +1,15 @@
 """The app's work, without Gradio: analyse a photo, stream webcam frames, compare backends,
 describe a model. Each step returns a small result or raises an ``EmotionEdgeError`` whose
 message the page shows; the Gradio layer (``ui.py``) only wires these to components.
+``serving.py`` keeps answer files and memory in order, ``model_card.py`` words the About
+tab's figures.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import re
-import shutil
-import tempfile
-import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from ..data.benchmark import BenchmarkResult, Row
-from ..runtime.errors import BadImageError, DataError, EmotionEdgeError, NoFaceError
+from ..runtime.errors import BadImageError, EmotionEdgeError, NoFaceError
 from ..runtime.image import read_image
 from ..runtime.sidecar import InputSpec, read_sidecar
 from ..runtime.stream import FaceTracks
 from .catalog import DEFAULT_DETECTOR, ModelChoice, RecognizerPool
+from .model_card import accuracy_figures, figure_label, figure_value, human_size
 from .render import annotate, fit_for_display
+from .serving import ResultFiles, without_server_paths
 
 log = logging.getLogger(__name__)
 
@@ -37,106 +34,6 @@ STREAM_MAX_SIDE = 640
 
 COMPARE_HEADERS = ("backend", "label", "confidence", "latency (ms)", "size",
                    "agrees with majority")
-#: Annotated photos are written here, one new file per answer.
-RESULTS_DIR = Path(tempfile.gettempdir()) / "emotion-edge-results"
-#: Result files kept at most; older ones are deleted as new ones are written. Gradio copies
-#: each into its own cache when the answer is sent, so only the newest few are ever read.
-KEEP_RESULTS = 64
-
-
-class ResultFiles:
-    """Annotated photos as JPEG files, each written once under a new name and never rewritten.
-
-    Gradio, given an array, saves it under a name made from its content and rewrites that
-    file for every identical answer, so a client still downloading the first copy of the same
-    photo got a truncated file ("Too little data for declared Content-Length"). Here each
-    answer gets its own file, written whole under a temporary name and renamed into place;
-    the oldest beyond ``keep`` are deleted, and so are the folders of servers that ended
-    without cleaning up (named after their process id).
-    """
-
-    def __init__(self, folder: Path = RESULTS_DIR, keep: int = KEEP_RESULTS) -> None:
-        self.folder = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.keep = keep
-        self._written: list[Path] = []
-        self._lock = threading.Lock()
-        _remove_orphans(folder)
-
-    def save(self, image: np.ndarray) -> Path:
-        from PIL import Image
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = uuid.uuid4().hex
-        staging = self.folder / f".{name}.part"
-        Image.fromarray(image).save(staging, format="JPEG", quality=90)
-        path = staging.rename(self.folder / f"{name}.jpg")
-        with self._lock:
-            self._written.append(path)
-            old, self._written = self._written[:-self.keep], self._written[-self.keep:]
-        for stale in old:
-            stale.unlink(missing_ok=True)
-        return path
-
-    def close(self) -> None:
-        with self._lock:
-            written, self._written = self._written, []
-        for path in written:
-            path.unlink(missing_ok=True)
-        if self.folder.is_dir() and not any(self.folder.iterdir()):
-            self.folder.rmdir()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists but belongs to someone else
-        return True
-    return True
-
-
-def _remove_orphans(root: Path) -> None:
-    """Delete the result folders in ``root`` whose server process has ended."""
-    if not root.is_dir():
-        return
-    for folder in root.iterdir():
-        pid = folder.name.partition("-")[0]
-        if folder.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _load_libc() -> Any:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "malloc_trim") else None
-
-
-_LIBC = _load_libc()
-
-
-def release_free_memory() -> None:
-    """Hand memory the process has freed back to the system (glibc; elsewhere a no-op).
-
-    A large photo is decoded in many worker threads' malloc arenas, and glibc keeps what
-    they free for reuse: after a burst of big uploads the server stayed hundreds of MB above
-    its baseline. ``malloc_trim`` returns the free pages, so memory goes back down. The app
-    calls it after each request, once the request's arrays are gone.
-    """
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def without_server_paths(message: str) -> str:
-    """``message`` with every path into the server's temporary folders cut to its file name,
-    so an error about an upload names the file, not where the server keeps it."""
-    roots = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR") or ""} - {""}
-    for root in sorted(roots, key=len, reverse=True):
-        pattern = re.escape(str(Path(root))) + r"/[^\s'\",:)]*"
-        message = re.sub(pattern, lambda match: Path(match.group()).name, message)
-    return message
 
 
 @dataclass(frozen=True)
@@ -183,14 +80,6 @@ def image_from_payload(payload: Any) -> np.ndarray:
     if isinstance(payload, (str, os.PathLike)):
         return read_image(payload, name=Path(payload).name)
     return read_image(payload)
-
-
-def human_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 ** 2:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / 1024 ** 2:.1f} MB"
 
 
 class AppService:
@@ -338,92 +227,3 @@ class AppService:
         self.results.close()
 
 
-def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, float]:
-    """Numbers in the sidecar whose key path names accuracy, F1, agreement or difference,
-    e.g. ``{"accuracy.privatetest": 0.68, "parity.top1_agreement": 0.99}``; per-class
-    figures, confusion matrices and image counts are left out."""
-    found: dict[str, float] = {}
-    skip = {"input", "labels", "per_class", "confusion_matrix", "images", "support"}
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key not in skip and not str(key).endswith("_images"):
-                    walk(value, f"{path}.{key}" if path else str(key))
-        elif isinstance(node, (int, float)) and not isinstance(node, bool):
-            words = ("acc", "f1", "agreement", "diff")
-            if any(word in path.lower() for word in words) and len(found) < limit:
-                found[path] = float(node)
-
-    walk(sidecar, "")
-    return found
-
-
-#: How the About card names the parts of a sidecar's figure paths.
-_SPLITS = {"publictest": "FER2013 PublicTest", "privatetest": "FER2013 PrivateTest",
-           "ferplus": "FER+"}
-_METRICS = {"accuracy": "accuracy", "macro_f1": "macro F1", "f1": "F1",
-            "top1_agreement": "top-1 agreement with the source model",
-            "max_abs_diff": "largest probability difference from the source model"}
-
-
-def figure_label(path: str) -> str:
-    """A reader's name for a figure path from :func:`accuracy_figures`:
-    ``source.accuracy.publictest_macro_f1`` -> "Source model macro F1 on FER2013 PublicTest"."""
-    metric, split = "accuracy", None
-    for part in path.split("."):
-        head, _, rest = part.partition("_")
-        if part in _SPLITS or head in _SPLITS:
-            split = _SPLITS.get(part) or _SPLITS[head]
-            metric = _METRICS.get(rest, rest.replace("_", " ")) if rest else metric
-        elif part in _METRICS:
-            metric = _METRICS[part]
-        elif part not in ("source", "parity", "metrics"):
-            split = part.replace("_", " ")
-    words = ("source model " if path.startswith("source.") else "") + metric
-    text = words + (f" on {split}" if split else "")
-    return text[0].upper() + text[1:]
-
-
-def figure_value(path: str, value: float) -> str:
-    """A fraction (accuracy, F1, agreement) as a percentage; other figures as numbers."""
-    if "diff" not in path and 0.0 <= value <= 1.0:
-        return f"{100 * value:.2f}%"
-    return f"{value:.3g}"
-
-
-def read_benchmark(report: str | os.PathLike | None) -> tuple[Path | None, list[dict]]:
-    """The accuracy-latency plot and one summary row per artifact of the benchmark report
-    written by ``emotion-edge bench`` (``report`` is its folder or its ``benchmark.json``);
-    missing parts are None / empty, and an unreadable report is logged and left out."""
-    if report is None:
-        return None, []
-    report = Path(report)
-    folder = report if report.is_dir() else report.parent
-    table = report if report.suffix == ".json" else folder / "benchmark.json"
-    plot = folder / "plots" / "accuracy_vs_latency.png"
-    rows: list[dict] = []
-    if table.is_file():
-        try:
-            result = BenchmarkResult.load(table)
-        except DataError as exc:
-            log.warning("unreadable benchmark report: %s", exc)
-        else:
-            rows = [_benchmark_row(row, result.primary_dataset) for row in result.rows]
-    return (plot if plot.is_file() else None), rows
-
-
-def _benchmark_row(row: Row, dataset: str) -> dict:
-    """One artifact's headline figures for the About tab: top-1 on the report's first data
-    set, latency and memory at one thread."""
-    top1 = row.accuracy[dataset].top1 if dataset in row.accuracy else None
-    one_thread = row.threads.get("1")
-    p50 = one_thread.latency.p50_ms if one_thread else None
-    rss = one_thread.peak_rss_mb if one_thread else None
-    return {
-        "artifact": row.name, "kind": row.title, "status": row.status,
-        "top-1 %": None if top1 is None else round(100 * top1, 2),
-        "p50 ms (1 thread)": p50,
-        "size KiB": None if row.file_bytes is None else round(row.file_bytes / 1024),
-        "peak RSS MiB": None if rss is None else round(rss),
-    }

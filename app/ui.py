@@ -28,14 +28,10 @@ from .catalog import (  # noqa: E402
     default_choice,
     find_models,
 )
+from .model_card import read_benchmark  # noqa: E402
 from .render import CARDS_CSS, face_cards_html  # noqa: E402
-from .service import (  # noqa: E402
-    COMPARE_HEADERS,
-    AppService,
-    read_benchmark,
-    release_free_memory,
-    without_server_paths,
-)
+from .service import COMPARE_HEADERS, AppService  # noqa: E402
+from .serving import release_free_memory, without_server_paths  # noqa: E402
 from .video_tab import live_stream, video_tab  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -131,7 +131,7 @@ def test_a_new_upload_never_rewrites_an_answer_being_served(client, service):
 
 
 def test_result_files_are_pruned_and_removed(tmp_path):
-    from emotion_edge.app.service import ResultFiles
+    from emotion_edge.app.serving import ResultFiles
 
     image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     results = ResultFiles(tmp_path, keep=3)
@@ -151,7 +151,7 @@ def test_result_files_are_pruned_and_removed(tmp_path):
 
 
 def test_errors_name_the_file_not_where_the_server_keeps_it():
-    from emotion_edge.app.service import without_server_paths
+    from emotion_edge.app.serving import without_server_paths
 
     upload = Path(tempfile.gettempdir()) / "gradio" / "3f2a9c" / "holiday.png"
     assert without_server_paths(f"cannot open ({upload}: permission denied)") == (
@@ -312,7 +312,7 @@ def test_make_demo_takes_a_port_and_names_a_busy_one():
 
 
 def test_model_card_shows_accuracy_and_parity_from_the_sidecar(service):
-    from emotion_edge.app.service import accuracy_figures
+    from emotion_edge.app.model_card import accuracy_figures
 
     sidecar = {"labels": ["a"], "input": {"scale": 1.0},
                "accuracy": {"privatetest": 0.68, "images": 3589},
@@ -334,7 +334,7 @@ def test_model_card_shows_accuracy_and_parity_from_the_sidecar(service):
 
 
 def test_figure_labels_read_as_words():
-    from emotion_edge.app.service import figure_label, figure_value
+    from emotion_edge.app.model_card import figure_label, figure_value
 
     assert figure_label("source.accuracy.publictest_macro_f1") == (
         "Source model macro F1 on FER2013 PublicTest")
@@ -348,7 +348,7 @@ def test_about_reads_the_benchmark_report(tmp_path, caplog):
     import copy
     import json
 
-    from emotion_edge.app.service import read_benchmark
+    from emotion_edge.app.model_card import read_benchmark
     from PIL import Image
 
     (tmp_path / "plots").mkdir()
