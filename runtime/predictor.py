@@ -215,6 +215,9 @@ def check_integrity(path: Path, row: ArtifactFormat, sidecar: dict[str, Any]) ->
         raise ModelLoadError(f"{path}: its sidecar records no sha256 of the model; re-export "
                              "it (every export records one) or add the file's sha256")
     size = sidecar.get("size_bytes")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+        raise ModelLoadError(f"{path}: its sidecar's size_bytes must be a whole number of "
+                             f"bytes, got {size!r}")
     actual_size = row.size_bytes(path)
     if size is not None and size != actual_size:
         raise ModelLoadError(f"{path}: is {actual_size:,} bytes but its sidecar records "
