@@ -239,6 +239,275 @@ def mutate_csv(rng: random.Random) -> bytes:
     return data
 
 
+# --------------------------------------------------------------------------- models
+
+#: the bundled small artifacts whose files are mutated (the OpenVINO pair through its .xml)
+MODEL_ARTIFACTS = ("default.int8.tflite", "default.int8.onnx", "default.int8.openvino.xml",
+                   "default.keras")
+#: values written over an XML attribute of an OpenVINO IR
+XML_VALUES = ("", "-1", "0", "1", "4294967296", "99999999999999999999", "1,48,48,1", "1,-1",
+              "?", "nan", "f32", "i64", "u1", "string", "abc", "0,0,0,0", "1,1,1,1,1,1,1,1")
+
+
+def copy_artifact(name: str, folder: Path) -> Path:
+    """The bundled artifact ``name`` copied, with all its files and its sidecar, to ``folder``."""
+    from emotion_edge.runtime.bundled import models_dir
+    from emotion_edge.runtime.formats import format_for_path
+    from emotion_edge.runtime.sidecar import sidecar_path
+
+    source = models_dir() / name
+    for member in [*format_for_path(source).members(source), sidecar_path(source)]:
+        shutil.copyfile(member, folder / member.name)
+    return folder / name
+
+
+def mutate_flatbuffer(data: bytes, rng: random.Random) -> bytes:
+    """A TFLite flatbuffer with one offset, vtable entry or length tampered: a uint32 or
+    uint16 at an aligned position set to an extreme or moved by a little."""
+    out = bytearray(data)
+    width = rng.choice((4, 4, 2))
+    at = rng.randrange(0, len(out) - width, width) if rng.random() < 0.7 \
+        else rng.randrange(0, min(len(out), 256) - width, width)
+    old = int.from_bytes(out[at:at + width], "little")
+    new = (rng.choice(INTERESTING) if rng.random() < 0.5 else old + rng.randint(-64, 64))
+    out[at:at + width] = (new % (1 << (8 * width))).to_bytes(width, "little")
+    return bytes(out)
+
+
+def mutate_xml(text: str, rng: random.Random) -> str:
+    """An OpenVINO IR with an attribute value changed, a tag renamed, or a line deleted,
+    duplicated or moved."""
+    import re
+
+    lines = text.split("\n")
+    i = rng.randrange(len(lines))
+    op = rng.randrange(5)
+    attributes = list(re.finditer(r'(\w+)="([^"]*)"', lines[i]))
+    if op == 0 and attributes:
+        match = rng.choice(attributes)
+        value = rng.choice(XML_VALUES) if rng.random() < 0.7 else re.sub(
+            r"\d", lambda _: str(rng.randrange(10)), match.group(2), count=1)
+        lines[i] = f'{lines[i][:match.start(2)]}{value}{lines[i][match.end(2):]}'
+    elif op == 1:
+        tag = rng.choice(("layer", "edge", "port", "dim", "data", "x", "net"))
+        lines[i] = re.sub(r"<(/?)\w+", lambda m: f"<{m.group(1)}{tag}", lines[i], count=1)
+    elif op == 2:
+        del lines[i]
+    elif op == 3:
+        lines.insert(i, lines[rng.randrange(len(lines))])
+    else:
+        j = rng.randrange(len(lines))
+        lines[i], lines[j] = lines[j], lines[i]
+    return "\n".join(lines)
+
+
+def mutate_zip_member(data: bytes, rng: random.Random) -> bytes:
+    """A .keras archive rewritten with one member (config, metadata or weights) mutated."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    name = rng.choice(sorted(members))
+    members[name] = mutate(members[name], rng)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    return buffer.getvalue()
+
+
+def mutate_model_bytes(data: bytes, rng: random.Random, suffix: str) -> bytes:
+    """One structural mutation of a model file: bit flips, a cut, a byte range duplicated or
+    zeroed, or the format's own (flatbuffer offsets, XML tags, a .keras member)."""
+    op = rng.randrange(6)
+    if op == 0:
+        out = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(len(out))
+            out[at] ^= 1 << rng.randrange(8)
+        return bytes(out)
+    if op == 1:
+        return data[:rng.randrange(len(data))]
+    start, size = rng.randrange(len(data)), rng.choice((4, 16, 256, 4096))
+    if op == 2:
+        at = rng.randrange(len(data))
+        return data[:at] + data[start:start + size] + data[at + (size if rng.random() < 0.5
+                                                                  else 0):]
+    if op == 3:
+        return data[:start] + bytes(min(size, len(data) - start)) + data[start + size:]
+    if suffix == ".tflite":
+        return mutate_flatbuffer(data, rng)
+    if suffix == ".xml":
+        return mutate_xml(data.decode(), rng).encode()
+    if suffix == ".keras":
+        return mutate_zip_member(data, rng)
+    return mutate(data, rng)
+
+
+def reseal(path: Path) -> None:
+    """Record the artifact's current size and sha256 in its sidecar, so the integrity check
+    passes and the engine itself meets the damaged file."""
+    from emotion_edge.runtime.formats import format_for_path
+    from emotion_edge.runtime.sidecar import read_sidecar, write_sidecar
+
+    row, sidecar = format_for_path(path), read_sidecar(path)
+    write_sidecar(path, {**sidecar, "sha256": row.sha256(path),
+                         "size_bytes": row.size_bytes(path)})
+
+
+def load_and_run(path: Path) -> None:
+    """Load ``path`` and run one mid-grey input; the answer must be probabilities."""
+    from emotion_edge.runtime import load_predictor
+
+    with load_predictor(path) as predictor:
+        probabilities = predictor.predict(np.full((1, *predictor.input_shape), 0.5, np.float32))
+    if probabilities.shape != (1, len(predictor.labels)) or not (
+            np.isfinite(probabilities).all() and abs(probabilities.sum() - 1) < 1e-3):
+        raise AssertionError(f"bad probabilities {probabilities}")
+
+
+# --------------------------------------------------------------------------- sidecars
+
+#: odd JSON values written over a sidecar field
+ODD_JSON = ("null", "true", "-1", "0", "1e400", "-1e400", "NaN", "Infinity", "1" * 5000,
+            "1.5", '""', '"x"', '"\\u0000"', "[]", "{}", '["a","a"]', '[1,2]', '{"a":1}',
+            '"' + "a" * 100_000 + '"')
+
+
+def _paths(value, prefix=()):
+    """Every key path in a JSON value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*prefix, key)
+            yield from _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield (*prefix, index)
+            yield from _paths(item, (*prefix, index))
+
+
+def mutate_sidecar(text: str, rng: random.Random) -> bytes:
+    """A model's sidecar with fields of the wrong type, missing, huge, NaN or nested deep,
+    or as bytes that are not UTF-8 or JSON at all, or a huge file."""
+    data = json.loads(text)
+    marker = "\"@@ODD@@\""
+    for _ in range(rng.randint(1, 3)):
+        path = rng.choice(list(_paths(data)))
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        if rng.random() < 0.3:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = "@@ODD@@"
+    encoded = json.dumps(data, indent=rng.choice((None, 2)))
+    while marker in encoded:
+        depth = rng.choice((2, 50, 1000, 100_000))
+        odd = rng.choice(ODD_JSON) if rng.random() < 0.8 else "[" * depth + "]" * depth
+        encoded = encoded.replace(marker, odd, 1)
+    op = rng.randrange(8)
+    if op == 0:
+        return mutate(encoded.encode(), rng)
+    if op == 1:
+        return encoded.encode("utf-16") if rng.random() < 0.5 else b"\xff\xfe" + encoded.encode()
+    if op == 2:
+        return encoded.encode() + b" " * (rng.choice((1, 50)) << 20)
+    if op == 3:
+        return rng.choice(("[]", "null", "7", '"labels"', "", "{}", "[" * 100_000)).encode()
+    return encoded.encode()
+
+
+# --------------------------------------------------------------------------- command line
+
+#: values an option or argument of the command line is given (besides paths)
+ODD_NUMBERS = ("-1", "0", "1", "2", "3", "-5", "1e308", "nan", "inf", "-inf", "1.5", "0.5",
+               "99999999999999999999", "2147483648")
+ODD_VALUES = (*ODD_NUMBERS, "", " ", "abc", "\u2603", "0x10", "default", "litert", "tflite",
+              "int8", "onnx", "train", "val", "test", "localhost:1")
+#: commands whose inputs must be refused before they start anything slow (a conversion, Ray)
+CHEAP_ONLY = ("export", "batch")
+
+
+def cli_paths(folder: Path, rng: random.Random) -> dict[str, list[str]]:
+    """Paths to hand the command line: ``good`` ones (a small photo, a tiny CSV, a bundled
+    model) and ``odd`` ones (a folder, a pipe, a missing or empty file, a mutated file)."""
+    from emotion_edge.runtime.bundled import models_dir
+
+    (folder / "face.png").write_bytes(image_samples()["png"])
+    (folder / "fer.csv").write_text(csv_sample())
+    (folder / "empty.csv").write_bytes(b"")
+    (folder / "bad.mp4").write_bytes(mutate(image_samples()["jpeg"], rng))
+    (folder / "bad.tflite").write_bytes(mutate(image_samples()["png"], rng))
+    (folder / "dir").mkdir()
+    os.mkfifo(folder / "pipe.png")
+    good = [folder / "face.png", folder / "fer.csv", models_dir() / "default.int8.tflite",
+            "default"]
+    odd = [folder / "dir", folder / "pipe.png", folder / "missing.png", folder / "empty.csv",
+           folder / "bad.mp4", folder / "bad.tflite", "/dev/null", folder / "out.json",
+           folder / "new" / "out.csv"]
+    return {"good": [str(p) for p in good], "odd": [str(p) for p in odd]}
+
+
+def random_argv(command: str, rng: random.Random, paths: dict[str, list[str]]) -> list[str]:
+    """``command`` with random options of its real parser and odd values; positional
+    arguments of a command in ``CHEAP_ONLY`` are only odd paths."""
+    from emotion_edge.cli import build_subcommand_parser
+
+    def value(action=None, odd_only=False) -> str:
+        if action is not None and action.choices and rng.random() < 0.7:
+            return rng.choice(list(action.choices))
+        if action is not None and action.type in (int, float) and rng.random() < 0.9:
+            return rng.choice(ODD_NUMBERS)
+        pool = paths["odd"] if odd_only else paths["good"] + paths["odd"]
+        return rng.choice(pool) if rng.random() < 0.7 else rng.choice(ODD_VALUES)
+
+    actions = [a for a in build_subcommand_parser(command)._actions
+               if a.option_strings != ["-h", "--help"]]
+    argv = [command]
+    for action in rng.sample(actions, rng.randint(0, len(actions))):
+        if not action.option_strings:
+            count = {"+": rng.randint(1, 3), "?": rng.randint(0, 1)}.get(action.nargs, 1)
+            if rng.random() < 0.05:
+                count = 0
+            argv += [value(odd_only=command in CHEAP_ONLY) for _ in range(count)]
+        elif action.nargs == 0:
+            argv.append(action.option_strings[-1])
+        else:
+            argv += [action.option_strings[-1], value(action)]
+    if rng.random() < 0.05:
+        argv.insert(rng.randrange(1, len(argv) + 1), rng.choice(("--bogus", "-x", "--")))
+    return argv
+
+
+class CommandRefused(Exception):
+    """The command line ended with exit code 1 or 2 and a message (counted as typed)."""
+
+
+def run_cli(argv: list[str], folder: Path) -> tuple[int, str]:
+    """``emotion-edge ARGV`` in this process with stdout and stderr (the file descriptors,
+    so an engine's own output too) sent to a file: (exit code, what it printed)."""
+    from emotion_edge.cli import main
+
+    log = folder / "output.txt"
+    saved = [os.dup(1), os.dup(2)]
+    sys.stdout.flush()
+    with open(log, "wb") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 2
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+    return code, log.read_text(errors="replace")
+
+
 # --------------------------------------------------------------------------- cases
 
 def _check_image(result: np.ndarray) -> None:
@@ -348,6 +617,39 @@ def case_analyze(rng: random.Random, folder: Path) -> None:
             raise AssertionError(f"bad probabilities {face.probabilities}")
 
 
+def case_model(rng: random.Random, folder: Path) -> None:
+    """A bundled artifact with one file mutated, its sidecar (mostly) resealed to match, loaded
+    and run on one input."""
+    path = copy_artifact(rng.choice(MODEL_ARTIFACTS), folder)
+    target = path.with_suffix(".bin") if path.suffix == ".xml" and rng.random() < 0.4 else path
+    target.write_bytes(mutate_model_bytes(target.read_bytes(), rng, target.suffix))
+    if rng.random() < 0.85:
+        reseal(path)
+    load_and_run(path)
+
+
+def case_sidecar(rng: random.Random, folder: Path) -> None:
+    """A valid bundled model beside a mutated sidecar, loaded and run on one input."""
+    from emotion_edge.runtime.sidecar import sidecar_path
+
+    path = copy_artifact(rng.choice(MODEL_ARTIFACTS[:3]), folder)
+    sidecar = sidecar_path(path)
+    sidecar.write_bytes(mutate_sidecar(sidecar.read_text(), rng))
+    load_and_run(path)
+
+
+def case_cli(rng: random.Random, folder: Path) -> None:
+    """``emotion-edge predict|evaluate|export|info|video|batch`` with random arguments: exit
+    0, 1 or 2 and no traceback."""
+    command = rng.choice(("predict", "evaluate", "export", "info", "video", "batch"))
+    argv = random_argv(command, rng, cli_paths(folder, rng))
+    code, output = run_cli(argv, folder)
+    if "Traceback" in output or code not in (0, 1, 2):
+        raise AssertionError(f"exit {code} for {argv}: {output[-600:]}")
+    if code:
+        raise CommandRefused(f"exit {code}: {output.strip().splitlines()[-1:] or ''}")
+
+
 def case_selftest_crash(rng: random.Random, folder: Path) -> None:
     os.abort()
 
@@ -359,7 +661,8 @@ def case_selftest_hang(rng: random.Random, folder: Path) -> None:
 CASES: dict[str, Callable[[random.Random, Path], None]] = {
     "image-bytes": case_image_bytes, "image-file": case_image_file, "array": case_array,
     "pil": case_pil, "path": case_path, "csv": case_csv, "folder": case_folder,
-    "analyze": case_analyze, "bomb": case_bomb,
+    "analyze": case_analyze, "bomb": case_bomb, "model": case_model, "sidecar": case_sidecar,
+    "cli": case_cli,
 }
 SELFTEST = {"selftest-crash": case_selftest_crash, "selftest-hang": case_selftest_hang}
 
@@ -372,7 +675,7 @@ def run_case(kind: str, seed: int) -> tuple[str, str]:
     try:
         {**CASES, **SELFTEST}[kind](random.Random(f"{kind}:{seed}"), folder)
         return "ok", ""
-    except EmotionEdgeError as exc:
+    except (EmotionEdgeError, CommandRefused) as exc:
         return "typed error", f"{type(exc).__name__}: {str(exc)[:200]}"
     except Exception as exc:  # noqa: BLE001  exactly what the fuzzer looks for
         return "other exception", f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -392,11 +695,15 @@ def worker() -> None:
 
     logging.disable(logging.CRITICAL)
     warnings.simplefilter("ignore")
+    # answers go out on their own copy of stdout; whatever a case prints goes to /dev/null
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     for line in sys.stdin:
         kind, seed = line.split()
         outcome, detail = run_case(kind, int(seed))
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-        print(json.dumps({"outcome": outcome, "detail": detail, "rss_mb": rss_mb}), flush=True)
+        print(json.dumps({"outcome": outcome, "detail": detail, "rss_mb": rss_mb}), file=answers,
+              flush=True)
 
 
 class Worker:
