@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..runtime.errors import ConfigError
@@ -20,7 +20,8 @@ PRECISIONS = tuple(dict.fromkeys(r.precision for r in EXPORTABLE))
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     q = QatOptions()
-    p.add_argument("model", help="trained Keras model (*.keras, with its .json sidecar)")
+    p.add_argument("model", help="trained Keras model (*.keras, with its .json sidecar) or a "
+                   "bundled model's name (default: written to --out or the current folder)")
     p.add_argument("--to", dest="format", help=f"format: {', '.join(EXPORT_FORMATS)}")
     p.add_argument("--precision", help=f"precision: {', '.join(PRECISIONS)} (see the format "
                    "registry: 'emotion-edge info --formats')")
@@ -67,6 +68,18 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
+def _source_model(model: str) -> tuple[Path, bool]:
+    """The ``.keras`` file to export and whether it is a bundled one: a path, or a bundled
+    model's name as ``predict`` takes it (``default`` or ``default.keras``)."""
+    from ..runtime.bundled import models_dir, resolve_model
+
+    as_path = Path(model)
+    if not as_path.suffix and not as_path.exists() and "/" not in model:
+        model = f"{model}.keras"
+    path = resolve_model(model)
+    return path, path.parent == models_dir()
+
+
 def _options(args: argparse.Namespace):
     from .exporter import ExportOptions
 
@@ -109,13 +122,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.all and not (args.format and args.precision):
         raise ConfigError(f"pass --to ({', '.join(EXPORT_FORMATS)}) and --precision "
                           f"({', '.join(PRECISIONS)}), or --all")
+    model, bundled = _source_model(args.model)
     options = _options(args)
+    if bundled and options.out_dir is None:
+        options = replace(options, out_dir=Path.cwd())  # never write into the package
     if args.all:
-        rows = export_all(args.model, options, args.eval_split, select_rows(args.only))
+        rows = export_all(model, options, args.eval_split, select_rows(args.only))
         print(json.dumps([asdict(r) for r in rows], indent=2) if args.json else _table(rows))
         return 1 if any(r.error for r in rows) else 0
     row = find_format(args.format, args.precision)
-    result = export_model(args.model, row.format, row.precision, options)
+    result = export_model(model, row.format, row.precision, options)
     if args.json:
         print(json.dumps({"path": str(result.path), "format": row.format,
                           "precision": row.precision, "size_bytes": result.size_bytes,

@@ -332,3 +332,19 @@ def test_a_lone_sidecar_is_not_overwritten(workdir, tmp_path):
     with pytest.raises(ExportError, match=r"tiny.fp32.openvino.xml.json: already exists"):
         export_model(workdir / "tiny.keras", "openvino", "fp32", _options(workdir, tmp_path))
     assert (tmp_path / "tiny.fp32.openvino.xml.json").read_text() == "{}"
+
+
+def test_export_takes_a_bundled_name_and_writes_outside_the_package(tmp_path, monkeypatch,
+                                                                     tiny_csv, capsys):
+    from emotion_edge.runtime.bundled import models_dir
+
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in models_dir().iterdir())
+    assert main(["export", "default", "--to", "onnx", "--precision", "fp32",
+                 "--calibration-data", str(tiny_csv)]) == 0
+    assert (tmp_path / "default.fp32.onnx").is_file()
+    assert read_sidecar(tmp_path / "default.fp32.onnx")["source"]["sha256"] == \
+        read_sidecar(models_dir() / "default.keras")["sha256"]
+    assert sorted(p.name for p in models_dir().iterdir()) == before
+    assert main(["export", "nosuch", "--to", "onnx", "--precision", "fp32"]) == 2
+    assert "no bundled model" in capsys.readouterr().err
