@@ -1,6 +1,9 @@
-"""Fuzz the input layer: every malformed image, array, path, CSV or image folder, and odd
-pictures through the bundled model (``analyze``), must give a result or a typed error
-(``EmotionEdgeError``), never another exception, a crash or a hang.
+"""Fuzz the input layer: every malformed image, array, path, CSV or image folder, odd
+pictures through the bundled model (``analyze``), damaged model files (``model``: the bundled
+int8 TFLite, ONNX, OpenVINO and Keras artifacts mutated, their sidecars mostly resealed to
+match), damaged sidecars (``sidecar``) and random command lines (``cli``) must give a result
+or a typed error (``EmotionEdgeError``; for ``cli``, exit 0, 1 or 2 with no traceback),
+never another exception, a crash or a hang.
 
 ``python scripts/fuzz.py --cases 10000`` (``make fuzz``) runs each case in a worker process,
 so a crash (a signal, such as SIGSEGV inside a decoder) or a hang (no answer within
@@ -40,7 +43,12 @@ OUTCOMES = ("ok", "typed error", "other exception", "crash", "hang")
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 20_000, 65_535, 0x7FFFFFFF,
                0x80000000, 0xFFFFFFFF)
 #: a worker's address space is capped, so a runaway allocation fails instead of swapping
-WORKER_MEMORY_BYTES = 3 << 30
+WORKER_MEMORY_BYTES = 6 << 30
+#: a worker whose address space has grown past this (TensorFlow alone maps 2.2 GB) is
+#: replaced by a fresh one, so one case's leftovers do not starve the next of memory
+WORKER_RETIRE_BYTES = 4 << 30
+#: how the errors of an allocation over the cap begin (Python's, TensorFlow's)
+OUT_OF_MEMORY = ("MemoryError", "ResourceExhaustedError")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -424,8 +432,9 @@ ODD_NUMBERS = ("-1", "0", "1", "2", "3", "-5", "1e308", "nan", "inf", "-inf", "1
                "99999999999999999999", "2147483648")
 ODD_VALUES = (*ODD_NUMBERS, "", " ", "abc", "\u2603", "0x10", "default", "litert", "tflite",
               "int8", "onnx", "train", "val", "test", "localhost:1")
-#: commands whose inputs must be refused before they start anything slow (a conversion, Ray)
-CHEAP_ONLY = ("export", "batch")
+#: commands whose inputs must be refused before they start anything slow: their positional
+#: arguments are drawn from these path pools only (export: a conversion; batch: Ray)
+CHEAP_ONLY = {"export": "odd", "batch": "refused"}
 
 
 def cli_paths(folder: Path, rng: random.Random) -> dict[str, list[str]]:
@@ -445,31 +454,38 @@ def cli_paths(folder: Path, rng: random.Random) -> dict[str, list[str]]:
     odd = [folder / "dir", folder / "pipe.png", folder / "missing.png", folder / "empty.csv",
            folder / "bad.mp4", folder / "bad.tflite", "/dev/null", folder / "out.json",
            folder / "new" / "out.csv"]
-    return {"good": [str(p) for p in good], "odd": [str(p) for p in odd]}
+    refused = [folder / "dir", folder / "none*.png"]
+    return {"good": [str(p) for p in good], "odd": [str(p) for p in odd],
+            "refused": [str(p) for p in refused]}
 
 
 def random_argv(command: str, rng: random.Random, paths: dict[str, list[str]]) -> list[str]:
-    """``command`` with random options of its real parser and odd values; positional
-    arguments of a command in ``CHEAP_ONLY`` are only odd paths."""
+    """``command`` with random options of its real parser and odd values; the positional
+    arguments of a command in ``CHEAP_ONLY`` come from its pool of paths."""
     from emotion_edge.cli import build_subcommand_parser
 
-    def value(action=None, odd_only=False) -> str:
+    def value(action=None, pool_name=None) -> str:
         if action is not None and action.choices and rng.random() < 0.7:
             return rng.choice(list(action.choices))
         if action is not None and action.type in (int, float) and rng.random() < 0.9:
             return rng.choice(ODD_NUMBERS)
-        pool = paths["odd"] if odd_only else paths["good"] + paths["odd"]
+        if pool_name:
+            return rng.choice(paths[pool_name])
+        pool = paths["good"] + paths["odd"]
         return rng.choice(pool) if rng.random() < 0.7 else rng.choice(ODD_VALUES)
 
     actions = [a for a in build_subcommand_parser(command)._actions
                if a.option_strings != ["-h", "--help"]]
+    positionals = [a for a in actions if not a.option_strings]
+    options = rng.sample([a for a in actions if a.option_strings],
+                         min(rng.choice((0, 1, 2, 3, 5)), len(actions) - len(positionals)))
     argv = [command]
-    for action in rng.sample(actions, rng.randint(0, len(actions))):
+    for action in options + positionals:
         if not action.option_strings:
             count = {"+": rng.randint(1, 3), "?": rng.randint(0, 1)}.get(action.nargs, 1)
             if rng.random() < 0.05:
                 count = 0
-            argv += [value(odd_only=command in CHEAP_ONLY) for _ in range(count)]
+            argv += [value(pool_name=CHEAP_ONLY.get(command)) for _ in range(count)]
         elif action.nargs == 0:
             argv.append(action.option_strings[-1])
         else:
@@ -489,7 +505,8 @@ def run_cli(argv: list[str], folder: Path) -> tuple[int, str]:
     from emotion_edge.cli import main
 
     log = folder / "output.txt"
-    saved = [os.dup(1), os.dup(2)]
+    saved, cwd = [os.dup(1), os.dup(2)], os.getcwd()
+    os.chdir(folder)  # an output named by a relative path lands in the case's folder
     sys.stdout.flush()
     with open(log, "wb") as out:
         os.dup2(out.fileno(), 1)
@@ -501,6 +518,7 @@ def run_cli(argv: list[str], folder: Path) -> tuple[int, str]:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+        os.chdir(cwd)
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in saved:
@@ -702,8 +720,13 @@ def worker() -> None:
         kind, seed = line.split()
         outcome, detail = run_case(kind, int(seed))
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-        print(json.dumps({"outcome": outcome, "detail": detail, "rss_mb": rss_mb}), file=answers,
-              flush=True)
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        retire = mapped > WORKER_RETIRE_BYTES or detail.startswith(OUT_OF_MEMORY)
+        print(json.dumps({"outcome": outcome, "detail": detail, "rss_mb": rss_mb,
+                          "retire": retire}), file=answers, flush=True)
+        if retire:
+            return
 
 
 class Worker:
@@ -734,10 +757,14 @@ def run_cases(cases: list[tuple[str, int]], jobs: int, timeout: float,
     selector = selectors.DefaultSelector()
     idle = [Worker() for _ in range(min(jobs, len(cases)))]
     busy: dict[int, Worker] = {}
+    retried: set[tuple[str, int]] = set()
 
-    def finish(w: Worker, outcome: str, detail: str, rss_mb: int = 0) -> None:
+    def release(w: Worker) -> None:
         selector.unregister(w.proc.stdout)
         del busy[w.proc.stdout.fileno()]
+
+    def finish(w: Worker, outcome: str, detail: str, rss_mb: int = 0) -> None:
+        release(w)
         results.append({"kind": w.case[0], "seed": w.case[1], "outcome": outcome,
                         "detail": detail, "rss_mb": rss_mb})
         if progress and len(results) % 500 == 0:
@@ -754,7 +781,16 @@ def run_cases(cases: list[tuple[str, int]], jobs: int, timeout: float,
             line = w.proc.stdout.readline()
             if line:
                 answer = json.loads(line)
-                finish(w, answer["outcome"], answer["detail"], answer["rss_mb"])
+                if answer["detail"].startswith(OUT_OF_MEMORY) and w.case not in retried:
+                    # out of memory in a worker grown by earlier cases: once more, fresh
+                    retried.add(w.case)
+                    pending.appendleft(w.case)
+                    release(w)
+                else:
+                    finish(w, answer["outcome"], answer["detail"], answer["rss_mb"])
+                if answer["retire"]:
+                    w.stop()
+                    w = Worker()
                 idle.append(w)
             else:  # the worker died on this case
                 code = w.proc.wait()

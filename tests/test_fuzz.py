@@ -1,5 +1,6 @@
-"""Fuzzing the input layer with Hypothesis: any image, array, path or CSV gives a result or a
-typed error, never another exception.
+"""Fuzzing the input layer with Hypothesis: any image, array, path, CSV, sidecar or command
+line gives a result or a typed error, never another exception; mutated model files are
+loaded in the fuzzer's worker processes, where an engine's crash is counted.
 
 A fast sample (well under a minute) runs with the suite; ``make fuzz`` runs
 ``scripts/fuzz.py`` (10,000 cases, each in a worker process, so crashes and hangs are
@@ -8,6 +9,7 @@ counted too). The case makers are shared with that script.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -140,7 +142,89 @@ def test_harness_counts_crashes_and_hangs():
 
 
 def test_a_small_fuzz_run_is_clean():
+    """Every kind, mutated model files too: loaded in workers, an engine's crash is counted."""
     result = subprocess.run([sys.executable, str(SCRIPTS / "fuzz.py"), "--cases", "210"],
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "210 cases" in result.stdout
+
+
+def _bundled(name: str, folder: Path) -> Path:
+    from emotion_edge.runtime.bundled import bundled_models
+
+    if not bundled_models():
+        pytest.skip("no bundled model")
+    return fuzz.copy_artifact(name, folder)
+
+
+@settings(FAST, max_examples=25)
+@given(rng=RANDOMS)
+def test_mutated_sidecars(rng, tmp_path_factory):
+    from emotion_edge.runtime.sidecar import sidecar_path
+
+    path = _bundled("default.int8.tflite", tmp_path_factory.mktemp("sidecar"))
+    sidecar_path(path).write_bytes(fuzz.mutate_sidecar(sidecar_path(path).read_text(), rng))
+    try:
+        fuzz.load_and_run(path)
+    except EmotionEdgeError:
+        pass
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                    max_leaves=8)
+
+
+@settings(FAST, max_examples=40)
+@given(field=st.sampled_from(["labels", "input", "sha256", "size_bytes", "format",
+                              "precision"]), value=JSON)
+def test_sidecar_fields_of_any_json_value(field, value, tmp_path_factory):
+    from emotion_edge.runtime.sidecar import sidecar_path
+
+    path = _bundled("default.int8.tflite", tmp_path_factory.mktemp("field"))
+    data = json.loads(sidecar_path(path).read_text())
+    sidecar_path(path).write_text(json.dumps({**data, field: value}))
+    try:
+        fuzz.load_and_run(path)
+    except EmotionEdgeError:
+        pass
+
+
+@pytest.mark.parametrize("change", [{"input": "DEEP"}, {"input": "LONG"}, {"size_bytes": [1]}])
+def test_sidecar_findings_are_typed(change, tmp_path):
+    """Fuzz findings: deep nesting (RecursionError), a 5000-digit integer (ValueError) and a
+    size_bytes list (TypeError while formatting) are ModelLoadErrors."""
+    from emotion_edge.runtime.errors import ModelLoadError
+    from emotion_edge.runtime.sidecar import sidecar_path
+
+    path = _bundled("default.int8.tflite", tmp_path)
+    text = json.dumps({**json.loads(sidecar_path(path).read_text()), **change})
+    text = text.replace('"DEEP"', "[" * 100_000 + "]" * 100_000).replace('"LONG"', "1" * 5000)
+    sidecar_path(path).write_text(text)
+    with pytest.raises(ModelLoadError, match="sidecar"):
+        fuzz.load_and_run(path)
+
+
+def test_damaged_openvino_weights_name_the_reason(tmp_path):
+    """Fuzz finding: OpenVINO's error opens with a source location; the message gives its
+    reason instead."""
+    from emotion_edge.runtime.errors import ModelLoadError
+
+    pytest.importorskip("openvino")
+    path = _bundled("default.int8.openvino.xml", tmp_path)
+    weights = path.with_suffix(".bin")
+    weights.write_bytes(weights.read_bytes()[:1000])
+    fuzz.reseal(path)
+    with pytest.raises(ModelLoadError, match="cannot load it: Incorrect weights in bin file"):
+        fuzz.load_and_run(path)
+
+
+@settings(FAST, max_examples=25)
+@given(command=st.sampled_from(["predict", "evaluate", "info", "export", "video"]),
+       rng=RANDOMS)
+def test_random_command_lines(command, rng, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    argv = fuzz.random_argv(command, rng, fuzz.cli_paths(folder, rng))
+    code, output = fuzz.run_cli(argv, folder)
+    assert code in (0, 1, 2) and "Traceback" not in output, (argv, output[-2000:])
+
