@@ -290,4 +290,11 @@ def _check_agreement(path: Path, engine: Engine, spec: InputSpec,
 def _probe(path: Path, engine: Engine, spec: InputSpec) -> None:
     """Run one mid-grey input: the model must return probabilities, not logits or NaN."""
     grey = np.float32(128 * spec.scale + spec.offset)
-    as_probabilities(engine.run(np.full((1, *spec.shape), grey, np.float32)), path)
+    try:
+        output = engine.run(np.full((1, *spec.shape), grey, np.float32))
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001  a damaged model may load, then fail to run
+        raise ModelLoadError(f"{path}: the model loads but fails on a test input: "
+                             f"{_engine_reason(exc)[:300]}") from None
+    as_probabilities(output, path)
