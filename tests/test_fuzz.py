@@ -133,7 +133,7 @@ def test_mutated_csvs(rng, tmp_path):
 
 def test_harness_counts_crashes_and_hangs():
     result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "fuzz.py"), "--cases", "6", "--timeout", "3",
+        [sys.executable, str(SCRIPTS / "fuzz.py"), "--cases", "6", "--timeout", "8",
          "--kinds", "selftest-crash,selftest-hang,array"],
         capture_output=True, text=True, timeout=120, check=False)
     total = next(line for line in result.stdout.splitlines() if line.startswith("total"))
