@@ -228,3 +228,16 @@ def test_random_command_lines(command, rng, tmp_path_factory):
     code, output = fuzz.run_cli(argv, folder)
     assert code in (0, 1, 2) and "Traceback" not in output, (argv, output[-2000:])
 
+
+
+def test_a_model_that_loads_but_cannot_run_is_refused_at_load(tmp_path):
+    """Fuzz finding (``--replay model 5433``): an OpenVINO IR with a mutated Reshape compiles,
+    then raised RuntimeError on its first input; loading it is now a ModelLoadError."""
+    import random
+
+    from emotion_edge.runtime.errors import ModelLoadError
+
+    pytest.importorskip("openvino")
+    _bundled("default.int8.openvino.xml", tmp_path)
+    with pytest.raises(ModelLoadError, match="loads but fails on a test input: .*reshape"):
+        fuzz.case_model(random.Random("model:5433"), tmp_path)
