@@ -48,13 +48,15 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> flo
         os.environ.setdefault("RAY_worker_niceness", "0")
         try:  # "local": a new instance even when another Ray runs on this machine
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **settings)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"cannot start a local Ray instance ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - a node start-up timeout is a bare Exception
+            raise ConfigError(f"cannot start a local Ray instance ({exc}); on a busy machine "
+                              "try again, or start one with `ray start --head` and pass "
+                              "--address") from None
     else:
         _check_reachable(address)
         try:
             ray.init(address=address, **settings)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions here too
             raise ConfigError(f"--address {address}: cannot join a Ray cluster there "
                               f"({exc}); a cluster with token authentication (the default of "
                               "`ray start`) also needs RAY_AUTH_MODE=token and its token in "

@@ -275,3 +275,14 @@ def test_typed_errors(photos, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err == ("emotion-edge batch: error: batch needs Ray Data and pyarrow: "
                    "pip install 'emotion-edge[ray]'")
+
+
+def test_a_ray_start_up_timeout_is_a_typed_error(monkeypatch):
+    import ray
+
+    def timed_out(*args, **kwargs):
+        raise Exception("The current node timed out during startup.")  # as Ray raises it
+
+    monkeypatch.setattr(ray, "init", timed_out)
+    with pytest.raises(ConfigError, match="cannot start a local Ray instance.*timed out"):
+        start_ray(num_cpus=2)
