@@ -67,11 +67,14 @@ def _threads(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(threads))
 
 
-def _check_data(paths: list[str]) -> None:
-    """Refuse a ``--data`` path that is not there before anything is measured."""
-    for path in paths:
+def _check_inputs(data: list[str], photos: str | None) -> None:
+    """Refuse a ``--data`` or ``--photos`` path that is not there before anything is
+    measured."""
+    for path in data:
         if not Path(path).exists():
             raise ConfigError(f"--data {path}: no such file or folder")
+    if photos is not None and not Path(photos).is_dir():
+        raise ConfigError(f"--photos {photos}: not a folder of photos")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.readme:
         print(update_readme(Path(args.readme), out / "benchmark.json"))
         return 0
-    _check_data(args.data)
+    _check_inputs(args.data, args.photos)
     options = BenchOptions(
         data=tuple(args.data), models=_split(args.models), backends=_split(args.backends),
         threads=_threads(args.threads), quick=args.quick, photos=args.photos,

@@ -174,6 +174,11 @@ def test_missing_data_is_refused_before_measuring(artifacts, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--data " + str(tmp_path / "nope.csv") + ": no such file or folder" in err
     assert "Traceback" not in err and not out.exists()
+    assert main(["bench", "--quick", "--no-peer", "--out", str(out), "--models",
+                 str(artifacts["tflite"]), "--photos", str(tmp_path / "nophotos")]) == 2
+    err = capsys.readouterr().err
+    assert f"--photos {tmp_path / 'nophotos'}: not a folder of photos" in err
+    assert not out.exists()
 
 
 def test_a_pair_counts_both_files(tmp_path):
