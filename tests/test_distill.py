@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("keras")
 
 from emotion_edge.runtime import load_predictor  # noqa: E402
+from emotion_edge.runtime.errors import ConfigError  # noqa: E402
 from emotion_edge.runtime.labels import FERPLUS_LABELS  # noqa: E402
 from emotion_edge.runtime.sidecar import read_sidecar  # noqa: E402
 from emotion_edge.train.distill import CACHE_NAME, soften  # noqa: E402
@@ -191,3 +192,50 @@ def test_evaluate_against_ferplus_majority_labels(teacher_run, tmp_path):
     assert report["images_scored"] == int(known.sum()) > 0
     assert report["skipped"]["label not known to the model"] == int((~known).sum()) > 0
     assert report["accuracy"] == pytest.approx(float((pred == y).mean()))
+
+
+def test_warm_start_copies_the_backbone_and_starts_a_new_head(teacher_run, tmp_path):
+    import keras
+    from emotion_edge.train.models import build_model
+    from emotion_edge.train.warm_start import copy_weights
+
+    teacher = teacher_run[1] / "model.keras"
+    source = keras.models.load_model(teacher, compile=False)
+    student = build_model("vgg_s2", num_classes=8, widths=(8, 16, 32), dense=16)
+    fresh_head = student.get_layer("logits").get_weights()[0].copy()
+    copied = copy_weights(str(teacher), student)
+    with_weights = [layer for layer in student.layers if layer.weights]
+    assert copied == len(with_weights) - 1  # all but the 8-class head
+    theirs_all = [layer for layer in source.layers if layer.weights]
+    for mine, theirs in zip(with_weights, theirs_all, strict=True):
+        if mine.name == "logits":
+            continue
+        for a, b in zip(mine.get_weights(), theirs.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(student.get_layer("logits").get_weights()[0], fresh_head)
+    # another architecture is refused by name, not copied in part
+    other = build_model("vgg_s2", num_classes=8, widths=(8, 16, 32, 64), depths=(2, 2, 2, 2),
+                        dense=16)
+    with pytest.raises(ConfigError, match="same architecture"):
+        copy_weights(str(teacher), other)
+
+
+def test_ferplus_run_warm_started_from_a_7_class_model(teacher_run, tmp_path, capsys):
+    csv, teacher_dir = teacher_run
+    ferplus = write_tiny_ferplus(tmp_path / "votes.csv", csv)
+    out = tmp_path / "warm"
+    args = ["train", "--data", str(csv), "--out", str(out), "--epochs", "1", "--task",
+            "ferplus", "--ferplus", str(ferplus), "--cache-dir", str(tmp_path / "cache"), *TINY]
+    assert main([*args, "--init-from", str(tmp_path / "missing.keras")]) == 2
+    assert "--init-from" in capsys.readouterr().err and not out.exists()
+    assert main([*args, "--init-from", str(teacher_dir / "model.keras")]) == 0
+    config = read_sidecar(out / "model.keras")["training"]["config"]
+    assert config["init_from"] == str(teacher_dir / "model.keras")
+    # one short epoch moves the copied stem only a little: it still matches the teacher's
+    import keras
+
+    def stem(path):
+        model = keras.models.load_model(path, compile=False)
+        return next(layer for layer in model.layers if layer.weights).get_weights()[0].ravel()
+
+    assert np.corrcoef(stem(out / "model.keras"), stem(teacher_dir / "model.keras"))[0, 1] > 0.9

@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of the teacher in the targets (default %(default)s)")
     p.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
                    help="softening of the teacher's probabilities (default %(default)s)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start from this model's weights (a .keras file or a bundled name, "
+                   "same architecture): every layer whose shapes match is copied, a head of "
+                   "another class count starts fresh (fine-tuning, e.g. accurate -> ferplus)")
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default=d.optimizer,
                    help="AdamW, or SGD with Nesterov momentum (default %(default)s)")
     p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
@@ -97,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         ferplus=args.ferplus, ferplus_weight=args.ferplus_weight, optimizer=args.optimizer,
         momentum=args.momentum, precision=args.precision, task=args.task,
         teacher=str(Path(args.teacher)) if args.teacher else None,
-        distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
+        init_from=args.init_from, distill_weight=args.distill_weight,
+        distill_temperature=args.distill_temperature,
         limit=args.limit, cache_dir=args.cache_dir, model_kwargs=_model_kwargs(args.model_arg),
     )
     metrics = train(cfg, resume=args.resume, overwrite=args.overwrite)

@@ -41,6 +41,7 @@ class TrainConfig:
     teacher: str | None = None
     distill_weight: float = 0.7
     distill_temperature: float = 2.0
+    init_from: str | None = None
     optimizer: str = "adamw"
     momentum: float = 0.9
     precision: str = "float32"
@@ -72,6 +73,10 @@ class TrainConfig:
             raise ConfigError("--distill-weight must lie in [0, 1]")
         if self.distill_temperature <= 0:
             raise ConfigError("--distill-temperature must be positive")
+        if self.init_from:
+            from .warm_start import source_path
+
+            source_path(self.init_from)  # a missing source fails before the run starts
         if self.ferplus and self.limit and self.task == "fer2013":
             raise ConfigError("--ferplus needs the full training split; drop --limit")
 

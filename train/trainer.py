@@ -94,6 +94,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         log.info("resuming %s after epoch %d", out, len(history))
     else:
         model = build_model(cfg.model, num_classes=k, **cfg.model_kwargs)
+        if cfg.init_from:
+            from .warm_start import copy_weights
+
+            copy_weights(cfg.init_from, model)
         _compile(model, cfg)
         drawn = drawn_class_counts(train_s.y, k, cfg.balance_power, steps * cfg.batch_size,
                                    cfg.seed)
