@@ -25,10 +25,11 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "runtime" / "models"
 
 
 def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path = MODELS_DIR,
-           overwrite: bool = False) -> dict:
-    from ..data.evaluate import evaluate
-    from .exporter import ExportOptions, export_all
+           overwrite: bool = False, formats: str | None = None,
+           ferplus: Path | None = None) -> dict:
+    from .exporter import ExportOptions, export_all, select_rows
 
+    rows = select_rows(formats)  # a bad key fails before anything is copied
     source = run_dir / "model.keras"
     if not source.is_file():
         raise ConfigError(f"{run_dir}: no model.keras; has the run finished?")
@@ -46,24 +47,44 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
     meta["sha256"] = sha256_of(target)
     meta.pop("accuracy", None)  # measured again below, by `evaluate`
     write_sidecar(target, meta)
-    command = "emotion-edge evaluate {} --data {} --split {}"
-    accuracy = {}
-    for split, key in (("val", "publictest"), ("test", "privatetest")):
-        report = evaluate(str(target), str(data), split)
-        accuracy[key] = report["accuracy"]
-        accuracy[f"{key}_macro_f1"] = report["macro_f1"]
-        accuracy[f"{key}_images"] = report["images_scored"]
-    accuracy["measured_by"] = command.format(target.name, data, "val|test")
-    accuracy["reproduce"] = "make train-default bundle-default"
-    meta["accuracy"] = accuracy
+    meta["accuracy"] = _measure(target, data, ferplus, name)
     write_sidecar(target, meta)
-    log.info("%s: PublicTest %.4f, PrivateTest %.4f", target.name, accuracy["publictest"],
-             accuracy["privatetest"])
-    rows = export_all(target, ExportOptions(calibration_data=data, overwrite=overwrite,
-                                            command=_command()))
-    return {"model": str(target), "accuracy": accuracy,
-            "artifacts": [row.__dict__ for row in rows],
+    made = export_all(target, ExportOptions(calibration_data=data, ferplus=ferplus,
+                                            overwrite=overwrite, command=_command()), rows=rows)
+    return {"model": str(target), "accuracy": meta["accuracy"],
+            "artifacts": [row.__dict__ for row in made],
             "sidecar": str(sidecar_path(target))}
+
+
+def _measure(target: Path, data: Path, ferplus: Path | None, name: str) -> dict:
+    """PublicTest and PrivateTest accuracy by ``emotion-edge evaluate``, on the labels the
+    model predicts: FER2013's for a 7-class model (and, with ``ferplus``, the FER+ majority
+    labels too, as ``ferplus_*``), the FER+ majority labels for a FER+ model."""
+    from ..data.evaluate import evaluate
+    from ..runtime.labels import FERPLUS_LABELS
+
+    eight_classes = tuple(read_sidecar(target)["labels"]) == FERPLUS_LABELS
+    if eight_classes and not ferplus:
+        raise ConfigError(f"{target.name} predicts FER+'s eight classes: pass --ferplus "
+                          "fer2013new.csv to score it on the FER+ labels")
+    runs = [("", ferplus)] if eight_classes else [("", None)]
+    if ferplus and not eight_classes:
+        runs.append(("ferplus_", ferplus))
+    accuracy: dict = {"labels_from": "FER+ majority" if eight_classes else "FER2013"}
+    commands = []
+    for prefix, votes in runs:
+        for split, key in (("val", "publictest"), ("test", "privatetest")):
+            report = evaluate(str(target), str(data), split,
+                              ferplus=str(votes) if votes else None)
+            accuracy[prefix + key] = report["accuracy"]
+            accuracy[f"{prefix}{key}_macro_f1"] = report["macro_f1"]
+            accuracy[f"{prefix}{key}_images"] = report["images_scored"]
+            log.info("%s: %s%s %.4f", target.name, prefix, key, report["accuracy"])
+        commands.append(f"emotion-edge evaluate {target.name} --data {data} --split val|test"
+                        + (f" --ferplus {votes}" if votes else ""))
+    accuracy["measured_by"] = "; ".join(commands)
+    accuracy["reproduce"] = f"make train-{name} bundle-{name}"
+    return accuracy
 
 
 def bundle_only(data: Path, only: str, name: str = "default", *,
@@ -100,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                    "(comma-separated, e.g. openvino) from the bundled NAME.keras")
     p.add_argument("--data", type=Path, required=True, help="FER2013 CSV (.csv or .csv.gz)")
     p.add_argument("--name", default="default", help="bundled model name (default: default)")
+    p.add_argument("--formats", metavar="KEYS",
+                   help="export only these registry keys or formats (comma-separated, e.g. "
+                   "tflite-int8,onnx-int8; default: all of them)")
+    p.add_argument("--ferplus", type=Path, metavar="CSV",
+                   help="FER+ votes (fer2013new.csv): also score on the FER+ majority labels "
+                   "(required for an 8-class FER+ model, which is scored on those only)")
     p.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
@@ -112,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                                  overwrite=args.overwrite)
         else:
             result = bundle(args.run, args.data, args.name, models_dir=args.models_dir,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, formats=args.formats,
+                            ferplus=args.ferplus)
     except EmotionEdgeError as exc:
         print(f"bundle: error: {exc}", file=sys.stderr)
         return 2

@@ -47,9 +47,11 @@ def is_csv(path: str | Path) -> bool:
 
 
 def load_image_set(path: str | Path, split: str, labels: tuple[str, ...], spec: InputSpec,
-                   size: int | None, seed: int) -> ImageSet:
-    """A stratified sample of ``split`` of the CSV or image folder at ``path``, prepared."""
-    data = load_split(path, split, labels=labels, size=spec.height, channels=spec.channels)
+                   size: int | None, seed: int, ferplus: str | Path | None = None) -> ImageSet:
+    """A stratified sample of ``split`` of the CSV or image folder at ``path``, prepared
+    (with ``ferplus``, a CSV's rows carry the FER+ majority labels)."""
+    data = load_split(path, split, labels=labels, size=spec.height, channels=spec.channels,
+                      ferplus=ferplus)
     if not len(data):
         raise DataError(f"{path}: split {split!r} holds no images")
     keep = stratified_indices(data.y, size, seed)
@@ -59,14 +61,16 @@ def load_image_set(path: str | Path, split: str, labels: tuple[str, ...], spec: 
 
 
 def calibration_set(path: str | Path, labels: tuple[str, ...], spec: InputSpec,
-                    size: int = DEFAULT_CALIBRATION_SIZE, seed: int = 0) -> ImageSet:
+                    size: int = DEFAULT_CALIBRATION_SIZE, seed: int = 0,
+                    ferplus: str | Path | None = None) -> ImageSet:
     """The representative set for quantisation: training images, stratified by class."""
-    return load_image_set(path, "train", labels, spec, size, seed)
+    return load_image_set(path, "train", labels, spec, size, seed, ferplus)
 
 
 def parity_set(path: str | Path, labels: tuple[str, ...], spec: InputSpec,
-               size: int = DEFAULT_PARITY_SIZE, seed: int = 0) -> ImageSet:
+               size: int = DEFAULT_PARITY_SIZE, seed: int = 0,
+               ferplus: str | Path | None = None) -> ImageSet:
     """Images to compare an artifact with its source: PublicTest of a CSV, else the
     calibration images of a folder."""
     split = "val" if is_csv(path) else "train"
-    return load_image_set(path, split, labels, spec, size, seed)
+    return load_image_set(path, split, labels, spec, size, seed, ferplus if is_csv(path) else None)

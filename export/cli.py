@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default: beside the model)")
     p.add_argument("--calibration-data", metavar="PATH",
                    help="FER2013 CSV or image folder: calibrates int8/qat, checks parity")
+    p.add_argument("--ferplus", metavar="CSV",
+                   help="FER+ votes (fer2013new.csv): label the CSV's rows by their FER+ "
+                   "majority (default for a model trained with --task ferplus: its votes file)")
     p.add_argument("--calibration-size", type=int, default=DEFAULT_CALIBRATION_SIZE,
                    metavar="N", help="training images to calibrate on, stratified by class "
                    f"(default {DEFAULT_CALIBRATION_SIZE})")
@@ -58,6 +61,7 @@ def _command(args: argparse.Namespace) -> str:
               *(["--only", args.only] if args.only else [])] if args.all else [
         "--to", args.format, "--precision", args.precision]
     for flag, value in (("--out", args.out), ("--calibration-data", args.calibration_data),
+                        ("--ferplus", args.ferplus),
                         ("--calibration-size", args.calibration_size),
                         ("--parity-size", args.parity_size), ("--qat-epochs", args.qat_epochs),
                         ("--qat-size", args.qat_size), ("--seed", args.seed)):
@@ -91,6 +95,7 @@ def _options(args: argparse.Namespace):
     return ExportOptions(
         out_dir=Path(args.out) if args.out else None,
         calibration_data=Path(args.calibration_data) if args.calibration_data else None,
+        ferplus=Path(args.ferplus) if args.ferplus else None,
         calibration_size=args.calibration_size, parity_size=args.parity_size,
         int8_io=args.int8_io, overwrite=args.overwrite, seed=args.seed,
         qat=QatOptions(epochs=args.qat_epochs, train_size=args.qat_size, seed=args.seed),

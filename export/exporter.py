@@ -61,6 +61,7 @@ class ExportOptions:
 
     out_dir: Path | None = None            # default: beside the source model
     calibration_data: Path | None = None   # FER2013 CSV or image folder
+    ferplus: Path | None = None            # FER+ votes: label the CSV's rows by their majority
     calibration_size: int = DEFAULT_CALIBRATION_SIZE
     parity_size: int = DEFAULT_PARITY_SIZE
     int8_io: bool = False                  # int8 input/output for full-integer TFLite
@@ -181,14 +182,33 @@ class Exporter:
             "of face images in <label>/ subfolders)")
 
     @cached_property
+    def ferplus(self) -> Path | None:
+        """FER+ votes for a CSV: ``options.ferplus``, else those a FER+ model was trained on
+        (its labels are the FER+ majorities; calibrating or scoring it on FER2013's would
+        leave contempt out)."""
+        if self.options.ferplus:
+            path = Path(self.options.ferplus)
+            if not path.is_file():
+                raise DataError(f"{path}: no such FER+ votes file (fer2013new.csv)")
+            return path
+        config = self.source.sidecar.get("training", {}).get("config", {})
+        if config.get("task") == "ferplus" and config.get("ferplus"):
+            path = Path(config["ferplus"])
+            if path.is_file():
+                return path
+            raise ConfigError(f"{self.source.path} learnt FER+'s classes from {path}, which "
+                              "is not here: pass the FER+ votes file (fer2013new.csv)")
+        return None
+
+    @cached_property
     def calibration(self) -> ImageSet:
         return calibration_set(self.data_path, self.source.labels, self.source.input_spec,
-                               self.options.calibration_size, self.options.seed)
+                               self.options.calibration_size, self.options.seed, self.ferplus)
 
     @cached_property
     def parity_images(self) -> ImageSet:
         return parity_set(self.data_path, self.source.labels, self.source.input_spec,
-                          self.options.parity_size, self.options.seed)
+                          self.options.parity_size, self.options.seed, self.ferplus)
 
     @cached_property
     def source_predictor(self) -> Predictor:
@@ -271,7 +291,7 @@ class Exporter:
         if split not in self._eval_sets:
             self._eval_sets[split] = load_image_set(self.data_path, split, self.source.labels,
                                                     self.source.input_spec, None,
-                                                    self.options.seed)
+                                                    self.options.seed, self.ferplus)
         return self._eval_sets[split]
 
     def _convert(self, row: ArtifactFormat, tmp: Path) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""``python -m emotion_edge.export.bundle``: a finished run becomes a bundled model, scored by
+``evaluate`` into its sidecar, with the exports asked for, for 7- and 8-class models."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("keras")
+
+from conftest import write_tiny_csv  # noqa: E402
+from emotion_edge.data.evaluate import evaluate  # noqa: E402
+from emotion_edge.export.bundle import main as bundle_main  # noqa: E402
+from emotion_edge.runtime.sidecar import read_sidecar  # noqa: E402
+from test_distill import TINY, write_tiny_ferplus  # noqa: E402
+
+from emotion_edge.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bundle")
+    csv = write_tiny_csv(tmp / "tiny.csv")
+    votes = write_tiny_ferplus(tmp / "votes.csv", csv)
+    common = ["--data", str(csv), "--epochs", "2", "--cache-dir", str(tmp / "cache"), *TINY]
+    assert main(["train", "--out", str(tmp / "seven"), *common]) == 0
+    assert main(["train", "--out", str(tmp / "eight"), "--task", "ferplus", "--ferplus",
+                 str(votes), *common]) == 0
+    return tmp, csv, votes
+
+
+def test_seven_class_run_scored_on_both_label_sets(runs, tmp_path):
+    tmp, csv, votes = runs
+    models = tmp_path / "models"
+    assert bundle_main([str(tmp / "seven"), "--data", str(csv), "--name", "accurate",
+                        "--models-dir", str(models), "--formats", "tflite-fp32",
+                        "--ferplus", str(votes)]) == 0
+    assert sorted(p.name for p in models.iterdir()) == [
+        "accurate.fp32.tflite", "accurate.fp32.tflite.json", "accurate.keras",
+        "accurate.keras.json"]
+    acc = read_sidecar(models / "accurate.keras")["accuracy"]
+    target = str(models / "accurate.keras")
+    assert acc["privatetest"] == evaluate(target, str(csv), "test")["accuracy"]
+    assert acc["ferplus_privatetest"] == evaluate(target, str(csv), "test",
+                                                  ferplus=str(votes))["accuracy"]
+    assert acc["reproduce"] == "make train-accurate bundle-accurate"
+
+
+def test_ferplus_run_and_its_exports_are_scored_on_ferplus_labels(runs, tmp_path, capsys):
+    tmp, csv, votes = runs
+    models = tmp_path / "models"
+    args = [str(tmp / "eight"), "--data", str(csv), "--name", "ferplus", "--models-dir",
+            str(models), "--formats", "onnx-fp32"]
+    assert bundle_main(args) == 2  # no votes file given: an 8-class model cannot be scored
+    assert "--ferplus" in capsys.readouterr().err
+    assert bundle_main([*args, "--ferplus", str(votes), "--overwrite"]) == 0
+    acc = read_sidecar(models / "ferplus.keras")["accuracy"]
+    target = str(models / "ferplus.keras")
+    report = evaluate(target, str(csv), "test", ferplus=str(votes))
+    assert acc["labels_from"] == "FER+ majority"
+    assert acc["privatetest"] == report["accuracy"]
+    assert acc["privatetest_images"] == report["images_scored"]
+    assert "ferplus_privatetest" not in acc
+    onnx = read_sidecar(models / "ferplus.fp32.onnx")
+    assert len(onnx["labels"]) == 8
+    # the export scored its file on the FER+ majority labels, like evaluate does
+    scored = evaluate(str(models / "ferplus.fp32.onnx"), str(csv), "test", ferplus=str(votes))
+    assert onnx["accuracy"]["privatetest"] == pytest.approx(scored["accuracy"])
+    assert onnx["accuracy"]["images"] == scored["images_scored"]
+
+
+def test_unknown_format_is_refused_before_anything_is_copied(runs, tmp_path, capsys):
+    tmp, csv, _ = runs
+    models = tmp_path / "models"
+    assert bundle_main([str(tmp / "seven"), "--data", str(csv), "--models-dir", str(models),
+                        "--formats", "tflite-int9"]) == 2
+    assert "tflite-int9" in capsys.readouterr().err and not models.exists()
