@@ -99,7 +99,9 @@ checkpoint: $(VENV)/.stamp-dev
 ## copy a finished run into the package, measure it, export it beside it: every format for
 ## the default, int8 TFLite and ONNX for the others
 BUNDLE = $(PY) -m emotion_edge.export.bundle runs/$(1) --data $(DATA) --ferplus $(FERPLUS) \
-	--name $(1) --overwrite $(2)
+	--name $(1) --overwrite $(2) && mkdir -p reports/training/$(1) && \
+	cp runs/$(1)/*.png runs/$(1)/history.csv runs/$(1)/metrics.json runs/$(1)/config.json \
+	runs/$(1)/train.log reports/training/$(1)/
 bundle-default: $(VENV)/.stamp-dev
 	$(call BUNDLE,default)
 INT8_PAIR := --formats tflite-int8,onnx-int8
