@@ -12,6 +12,9 @@ ENGINE_DISTRIBUTIONS = ("ai-edge-litert", "onnxruntime", "tensorflow-cpu", "tens
                         "tf2onnx", "onnx", "gradio", "matplotlib", "opencv-python-headless",
                         "numpy", "pillow")
 
+#: the FER2013 splits a bundled model's sidecar records accuracy on, as the data set names them
+SPLIT_NAMES = {"publictest": "PublicTest", "privatetest": "PrivateTest"}
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -24,21 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def collect(with_architectures: bool = False, with_formats: bool = False) -> dict:
     from .data.versions import installed_version
     from .runtime.bundled import bundled_models
-    from .runtime.errors import EmotionEdgeError
-    from .runtime.formats import BACKENDS, format_for_path
-    from .runtime.sidecar import read_sidecar
+    from .runtime.formats import BACKENDS
 
-    bundled = {}
+    files, models = {}, {}
     for name, paths in bundled_models().items():
-        for path in paths:
-            try:
-                meta = read_sidecar(path)
-            except EmotionEdgeError as exc:
-                meta = {"error": str(exc)}
-            size = format_for_path(path).size_bytes(path)  # all its files: .xml + .bin
-            bundled[path.name] = {"model": name, "bytes": size,
-                                  "precision": meta.get("precision"),
-                                  "accuracy": meta.get("accuracy", {}).get("privatetest")}
+        sidecars = {path: _read(path) for path in paths}
+        for path, meta in sidecars.items():
+            files[path.name] = _file_entry(name, path, meta)
+        models[name] = _model_entry(paths, sidecars)
     info = {
         "version": __version__,
         "python": platform.python_version(),
@@ -46,7 +42,8 @@ def collect(with_architectures: bool = False, with_formats: bool = False) -> dic
         "engines": {name: {"available": b.available(), "extra": b.extra, "module": b.module}
                     for name, b in BACKENDS.items()},
         "packages": {d: v for d in ENGINE_DISTRIBUTIONS if (v := installed_version(d))},
-        "bundled_models": bundled,
+        "models": models,
+        "bundled_models": files,
     }
     if with_formats:
         from .runtime.formats import FORMATS
@@ -70,6 +67,46 @@ def collect(with_architectures: bool = False, with_formats: bool = False) -> dic
     return info
 
 
+def _read(path) -> dict:
+    from .runtime.errors import EmotionEdgeError
+    from .runtime.sidecar import read_sidecar
+
+    try:
+        return read_sidecar(path)
+    except EmotionEdgeError as exc:
+        return {"error": str(exc)}
+
+
+def _file_entry(name: str, path, meta: dict) -> dict:
+    """One bundled artifact: its size (all its files: an IR's .xml + .bin), precision and
+    measured PrivateTest accuracy with the labels it was measured on."""
+    from .runtime.bundled import accuracy_labels
+    from .runtime.formats import format_for_path
+
+    accuracy = meta.get("accuracy") if isinstance(meta.get("accuracy"), dict) else {}
+    return {"model": name, "bytes": format_for_path(path).size_bytes(path),
+            "precision": meta.get("precision"), "accuracy": accuracy.get("privatetest"),
+            "accuracy_labels": accuracy_labels(meta) if "privatetest" in accuracy else None}
+
+
+def _model_entry(paths: list, sidecars: dict) -> dict:
+    """One bundled model (stem): its classes and the accuracy its source (``.keras``, else
+    its first artifact) records, by the labels each figure was measured on."""
+    from .runtime.bundled import accuracy_labels
+
+    source = next((sidecars[p] for p in paths if p.name.endswith(".keras")), sidecars[paths[0]])
+    labels = source.get("labels") or []
+    recorded = source.get("accuracy") if isinstance(source.get("accuracy"), dict) else {}
+    accuracy: dict[str, dict[str, float]] = {}
+    for key, value in recorded.items():
+        prefix, _, split = key.rpartition("_") if key.startswith("ferplus_") else ("", "", key)
+        if split in SPLIT_NAMES and isinstance(value, (int, float)):
+            on = "FER+ majority" if prefix else accuracy_labels(source)
+            accuracy.setdefault(on, {})[split] = value
+    return {"classes": len(labels), "labels": list(labels), "accuracy": accuracy,
+            "artifacts": [p.name for p in paths]}
+
+
 def run(args: argparse.Namespace) -> int:
     info = collect(args.models, args.formats)
     if args.json:
@@ -81,12 +118,7 @@ def run(args: argparse.Namespace) -> int:
         state = ("installed" if e["available"]
                  else f"not installed: pip install 'emotion-edge[{e['extra']}]'")
         print(f"  {name:<12} {state}")
-    print("bundled models:")
-    if not info["bundled_models"]:
-        print("  (none)")
-    for file, m in info["bundled_models"].items():
-        acc = f"  PrivateTest {m['accuracy']:.4f}" if m["accuracy"] is not None else ""
-        print(f"  {file:<28} {m['bytes'] / 1024:8.1f} KiB  {m['precision'] or '?':<8}{acc}")
+    _print_bundled(info["models"], info["bundled_models"])
     if "formats" in info:
         print("formats (emotion-edge export --to FORMAT --precision PRECISION):")
         for f in info["formats"]:
@@ -99,3 +131,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:<14} {arch['parameters']:>9,} parameters {arch['macs']:>12,} MACs  "
                   f"{arch['summary']}")
     return 0
+
+
+def _print_bundled(models: dict, files: dict) -> None:
+    print("bundled models (--model NAME):")
+    if not models:
+        print("  (none)")
+    for name, model in models.items():
+        print(f"  {name}: {model['classes']} classes ({', '.join(model['labels'])})")
+        for on, splits in model["accuracy"].items():
+            figures = ", ".join(f"{SPLIT_NAMES[split]} {100 * value:.2f}%"
+                                for split, value in splits.items())
+            print(f"    accuracy on {on} labels: {figures}")
+    print("bundled artifacts:")
+    for file, m in files.items():
+        acc = (f"  PrivateTest {m['accuracy']:.4f} ({m['accuracy_labels']} labels)"
+               if m["accuracy"] is not None else "")
+        print(f"  {file:<28} {m['bytes'] / 1024:8.1f} KiB  {m['precision'] or '?':<8}{acc}")

@@ -11,7 +11,9 @@ bundled model can be named as:
 * ``STEM-FORMAT``: the first bundled precision of that format in registry order
   (``default-keras`` -> ``default.keras``, ``default-onnx`` -> ``default.fp32.onnx``).
 
-``None`` means ``default``.
+``None`` means ``default``. Each stem is one model (its labels are its sidecar's: seven
+FER2013 classes, or FER+'s eight); :func:`accuracy_labels` says which labels a sidecar's
+accuracy was measured on.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import os
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from .errors import ModelLoadError
 from .formats import (
@@ -30,10 +33,13 @@ from .formats import (
     scan_artifacts,
     split_artifact_name,
 )
+from .labels import FERPLUS_LABELS
 
 DEFAULT_STEM = "default"
 #: the format a bare stem resolves to: full-integer TFLite, the fastest on a device
 DEFAULT_FORMAT: ArtifactFormat = find_format("tflite", "int8")
+#: the label sets accuracy is measured on, as ``export.bundle`` records them (``labels_from``)
+FER2013_SOURCE, FERPLUS_SOURCE = "FER2013", "FER+ majority"
 
 
 def models_dir() -> Path:
@@ -85,3 +91,19 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
                              f"(bundled: {bundled})")
     raise ModelLoadError(f"no bundled model {name!r} (bundled: {bundled}); pass the path of a "
                          f"model file ({', '.join(MODEL_EXTENSIONS)})")
+
+
+def accuracy_labels(sidecar: dict[str, Any]) -> str:
+    """Which labels the sidecar's ``accuracy`` (its unprefixed figures; ``ferplus_*`` ones are
+    always on the FER+ majority labels) was measured on: its ``labels_from``, else what the
+    sidecar implies: ``FER+ majority`` for a model with FER+'s eight classes or an export
+    made with ``--ferplus`` votes, ``FER2013`` otherwise."""
+    accuracy = sidecar.get("accuracy")
+    if isinstance(accuracy, dict) and isinstance(accuracy.get("labels_from"), str):
+        return accuracy["labels_from"]
+    export = sidecar.get("export")
+    command = export.get("command") if isinstance(export, dict) else None
+    if tuple(sidecar.get("labels") or ()) == FERPLUS_LABELS or (
+            isinstance(command, str) and "--ferplus" in command.split()):
+        return FERPLUS_SOURCE
+    return FER2013_SOURCE

@@ -159,7 +159,10 @@ class FaceTracks:
         self.frames += 1
 
     def _smooth(self, track_id: int, raw: FaceResult, time_s: float) -> None:
-        self._labels = tuple(raw.probabilities)
+        labels = tuple(raw.probabilities)
+        if labels != self._labels:  # another model (the app's menu): averages start afresh
+            self._smoothed.clear()
+            self._labels = labels
         probs = np.array(list(raw.probabilities.values()), np.float64)
         state = self._smoothed.get(track_id)
         if state is None:
