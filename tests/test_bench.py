@@ -11,7 +11,7 @@ import pytest
 from artifacts import make_keras, make_onnx, make_tflite
 from emotion_edge.benchmarks.peer import FETCH_COMMAND, labels_from_source
 from emotion_edge.benchmarks.plots import PLOTS, pareto_front
-from emotion_edge.benchmarks.report import README_END, README_START
+from emotion_edge.benchmarks.report import README_END, README_START, peer_ratio, readme_section
 from emotion_edge.benchmarks.runner import BenchOptions, empty_row
 from emotion_edge.benchmarks.targets import given_targets
 from emotion_edge.data.benchmark import BenchmarkResult
@@ -238,3 +238,155 @@ def test_peer_tflite_matches_its_published_accuracy(fer_csv):
                                 for i in range(0, len(split), 256)])
     accuracy = classification_report(split.y, probs, predictor.labels)["accuracy"]
     assert abs(accuracy - 0.658) < 0.01
+
+
+@pytest.fixture(scope="module")
+def ferplus_report(tmp_path_factory) -> tuple[Path, dict[str, Path], Path, Path]:
+    """A quick bench with --ferplus of an 8-class model trained on the tiny FER+ votes and a
+    7-class int8 TFLite file: ``(report folder, models, FER2013 CSV, FER+ votes)``."""
+    from artifacts import build_trained_keras
+    from conftest import write_tiny_csv
+    from test_distill import TINY, write_tiny_ferplus
+
+    base = tmp_path_factory.mktemp("bench-ferplus")
+    fer = write_tiny_csv(base / "tiny.csv")
+    votes = write_tiny_ferplus(base / "votes.csv", fer)
+    lines = votes.read_text().splitlines()
+    lines[1 + 58] = lines[1 + 58].rsplit(",", 10)[0] + ",0,0,0,0,0,0,0,0,1,9"  # PrivateTest: NF
+    votes.write_text("\n".join(lines) + "\n")
+    assert main(["train", "--data", str(fer), "--out", str(base / "eight"), "--epochs", "1",
+                 "--task", "ferplus", "--ferplus", str(votes), "--cache-dir",
+                 str(base / "cache"), *TINY]) == 0
+    models = {"eight": base / "eight" / "model.keras",
+              "seven": make_tflite(base / "seven.int8.tflite", build_trained_keras(), "int8")}
+    out = base / "report"
+    assert main(["bench", "--quick", "--no-peer", "--threads", "1", "--data", str(fer),
+                 "--ferplus", str(votes), "--out", str(out), "--models",
+                 *map(str, models.values())]) == 0
+    return out, models, fer, votes
+
+
+def test_ferplus_column_is_what_evaluate_scores(ferplus_report):
+    out, models, fer, votes = ferplus_report
+    result = BenchmarkResult.load(out / "benchmark.json")
+    assert result.ferplus_dataset == "ferplus-test"
+    assert result.datasets[1].ferplus == str(votes) and result.datasets[1].path == str(fer)
+    rows = {r.path: r for r in result.rows}
+    for path in models.values():
+        acc = rows[str(path)].accuracy["ferplus-test"]
+        expected = evaluate(str(path), str(fer), "test", ferplus=str(votes))
+        assert acc.status == "ok"
+        assert acc.top1 == pytest.approx(expected["accuracy"], abs=1e-4)
+        assert acc.images == expected["images_scored"]
+        assert acc.skipped == expected["skipped"]
+        assert acc.confusion_matrix == expected["confusion_matrix"]
+    eight = rows[str(models["eight"])].accuracy["ferplus-test"]
+    seven = rows[str(models["seven"])].accuracy["ferplus-test"]
+    # 14 PrivateTest rows: one not a face; two with a contempt majority, which only the
+    # 8-class model is scored on
+    assert (eight.images, eight.skipped) == (13, {"dropped (not a face, unknown or tie)": 1})
+    assert (seven.images, seven.skipped) == (11, {"dropped (not a face, unknown or tie)": 1,
+                                                  "label not known to the model": 2})
+    for acc in (eight, seven):  # the models predict more than one class: the check can fail
+        assert np.count_nonzero(np.sum(acc.confusion_matrix, axis=0)) > 1
+
+
+def test_eight_class_model_has_no_fer2013_figure(ferplus_report):
+    out, models, fer, _ = ferplus_report
+    rows = {r.path: r for r in BenchmarkResult.load(out / "benchmark.json").rows}
+    eight = rows[str(models["eight"])].accuracy["fer2013-privatetest"]
+    assert eight.status == "skipped" and eight.top1 is None and eight.images is None
+    assert eight.reason.startswith("not applicable: the model's 8 labels")
+    seven = rows[str(models["seven"])].accuracy["fer2013-privatetest"]
+    assert seven.top1 == pytest.approx(evaluate(str(models["seven"]), str(fer))["accuracy"],
+                                       abs=1e-4)
+    assert seven.images == 14 and seven.skipped == {}
+
+
+def test_reports_show_the_ferplus_column(ferplus_report, tmp_path):
+    out, models, _, _ = ferplus_report
+    result = BenchmarkResult.load(out / "benchmark.json")
+    eight = next(r for r in result.rows if r.path == str(models["eight"]))
+    fer_top1 = f"{eight.accuracy['ferplus-test'].top1 * 100:.2f}"
+    markdown = (out / "benchmark.md").read_text()
+    assert "FER+ top-1 % (ferplus-test)" in markdown
+    assert "Not scored here: model.keras: not applicable" in markdown
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\n{README_END}\n")
+    assert main(["bench", "--readme", str(readme), "--out", str(out)]) == 0
+    table = [line for line in readme.read_text().splitlines() if line.startswith("| ")]
+    assert table[0].split(" | ")[3:5] == ["top-1 % (fer2013-privatetest)",
+                                          "FER+ top-1 % (ferplus-test)"]
+    assert table[1].split(" | ")[3:5] == ["–", fer_top1]  # the 8-class model: FER+ only
+    with open(out / "benchmark.csv", newline="") as fh:
+        line = next(r for r in csv.DictReader(fh) if r["artifact"] == "model.keras")
+    assert (line["ferplus-test_images"], line["ferplus-test_left_out"]) == ("13", "1")
+    assert line["fer2013-privatetest_top1"] == ""
+
+
+def test_headline_ratio_is_default_int8_tflite_against_the_peer_tflite(quick_report):
+    result = BenchmarkResult.load(quick_report / "benchmark.json")
+    base = next(r for r in result.rows if r.artifact == "tiny.int8.tflite")
+
+    def row(artifact, peer, fmt, precision, p50):
+        copy = BenchmarkResult.from_dict(result.to_dict()).rows[result.rows.index(base)]
+        copy.artifact, copy.stem, copy.peer, copy.format, copy.precision = (
+            artifact, artifact.split(".")[0], peer, fmt, precision)
+        copy.status = "ok"
+        copy.threads["1"].latency.p50_ms = p50
+        return copy
+
+    result.rows = [row("accurate.int8.tflite", False, "tflite", "int8", 0.9),
+                   row("default.keras", False, "keras", "fp32", 3.0),
+                   row("default.int8.tflite", False, "tflite", "int8", 0.3),
+                   row("fer-mini-xception.keras", True, "keras", "fp32", 2.0),
+                   row("fer-mini-xception.dynamic.tflite", True, "tflite", "dynamic", 0.4)]
+    assert peer_ratio(result) == ("default.int8.tflite took 0.75 times the peer's "
+                                  "fer-mini-xception.dynamic.tflite per face on 1 thread(s), "
+                                  "in this run (0.300 against 0.400 ms p50).")
+    assert "0.75 times" in readme_section(result, "reports")
+    result.rows = result.rows[:2]
+    assert peer_ratio(result) is None
+
+
+def test_bundled_stems_are_listed_default_accurate_ferplus(monkeypatch, tmp_path):
+    from emotion_edge.benchmarks import targets
+
+    found = {stem: [tmp_path / f"{stem}.keras", tmp_path / f"{stem}.int8.tflite"]
+             for stem in ("accurate", "custom", "default", "ferplus")}
+    monkeypatch.setattr(targets, "bundled_models", lambda: found)
+    names = [t.name for t in targets.bundled_targets()]
+    assert names == ["default.keras", "default.int8.tflite", "accurate.keras",
+                     "accurate.int8.tflite", "ferplus.keras", "ferplus.int8.tflite",
+                     "custom.keras", "custom.int8.tflite"]
+
+
+def test_bad_ferplus_is_a_clear_error(ferplus_report, tmp_path, capsys):
+    _, models, fer, votes = ferplus_report
+    out = tmp_path / "report"
+    base = ["bench", "--quick", "--no-peer", "--out", str(out), "--models", str(models["seven"])]
+    missing = tmp_path / "nope.csv"
+    assert main([*base, "--data", str(fer), "--ferplus", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"--ferplus {missing}: no such file" in err and "Traceback" not in err
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join(votes.read_text().splitlines()[:-1]) + "\n")
+    assert main([*base, "--data", str(fer), "--ferplus", str(short)]) == 2
+    err = capsys.readouterr().err
+    assert f"{short}: has 69 rows but the FER2013 CSV has 70" in err and "Traceback" not in err
+    assert main([*base, "--ferplus", str(votes)]) == 2
+    assert "also pass --data with the FER2013 CSV" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_report_from_before_the_ferplus_fields_still_loads(quick_report, tmp_path):
+    data = json.loads((quick_report / "benchmark.json").read_text())
+    for dataset in data["datasets"]:
+        del dataset["ferplus"]
+    for row in data["rows"]:
+        for acc in row["accuracy"].values():
+            del acc["skipped"]
+    (tmp_path / "benchmark.json").write_text(json.dumps(data))
+    result = BenchmarkResult.load(tmp_path / "benchmark.json")
+    assert result.datasets[0].ferplus is None and result.ferplus_dataset is None
+    assert result.rows[0].accuracy["fer2013-privatetest"].skipped == {}
