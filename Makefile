@@ -116,7 +116,7 @@ peer: $(VENV)/.stamp-dev
 
 ## the full benchmark of every bundled artifact and the peer, written to reports/
 bench: peer
-	$(EE) bench --data $(DATA) --photos ../shared/data/demo_faces --out reports --overwrite
+	$(EE) bench --data $(DATA) --ferplus $(FERPLUS) --photos ../shared/data/demo_faces --out reports --overwrite
 
 ## regenerate the README's results section from reports/benchmark.json
 readme: $(VENV)/.stamp-dev
