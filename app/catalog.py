@@ -3,8 +3,10 @@ loaded recognizers so switching backends needs no restart.
 
 Artifacts are found through the format registry (``runtime/formats.py``): every complete
 artifact in the models folder named with a registry suffix and with a sidecar is one entry
-(an OpenVINO ``.xml`` with its ``.bin`` is one entry). An entry whose engine is not
-installed stays in the menu, marked unavailable with the extra to install.
+(an OpenVINO ``.xml`` with its ``.bin`` is one entry). Beside other models each entry is
+named after its model too ("accurate · TFLite int8"), the default model's first. An entry
+whose engine is not installed stays in the menu, marked unavailable with the extra to
+install.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..runtime.bundled import DEFAULT_FORMAT, bundled_models, resolve_model
+from ..runtime.bundled import DEFAULT_FORMAT, DEFAULT_STEM, bundled_models, resolve_model
 from ..runtime.detectors import DEFAULT_DETECTOR
 from ..runtime.detectors import DETECTORS as DETECTOR_REGISTRY
 from ..runtime.errors import ConfigError, ModelLoadError
@@ -56,7 +58,8 @@ class ModelChoice:
 
     path: Path
     format: ArtifactFormat
-    title: str                 # "TFLite int8", or "other · TFLite int8" beside other stems
+    title: str                 # "TFLite int8", or "ferplus · TFLite int8" beside other stems
+    stem: str = DEFAULT_STEM   # the model it belongs to: "default", "accurate", "ferplus"
 
     @property
     def unavailable(self) -> str | None:
@@ -108,11 +111,13 @@ def _menu_entries(paths: Sequence[Path]) -> list[ModelChoice]:
     known = [(path, row) for path, row in rows if row is not None]
     stems = {_stem(path, row) for path, row in known}
     order = {row.key: i for i, row in enumerate(FORMATS)}
-    known.sort(key=lambda item: (_stem(*item), order[item[1].key]))
+    known.sort(key=lambda item: (_stem(*item) != DEFAULT_STEM, _stem(*item),
+                                 order[item[1].key]))
     entries = []
     for path, row in known:
-        title = row.title if len(stems) == 1 else f"{_stem(path, row)} · {row.title}"
-        entries.append(ModelChoice(path=path, format=row, title=title))
+        stem = _stem(path, row)
+        title = row.title if len(stems) == 1 else f"{stem} · {row.title}"
+        entries.append(ModelChoice(path=path, format=row, title=title, stem=stem))
     titles = Counter(entry.title for entry in entries)
     return [replace(e, title=f"{e.title} ({e.path.parent.name}/)") if titles[e.title] > 1 else e
             for e in entries]
@@ -161,6 +166,18 @@ def default_choice(choices: Sequence[ModelChoice],
     return available[0] if available else None
 
 
+def _aliases(choices: Sequence[ModelChoice]) -> dict[str, ModelChoice]:
+    """Other names API callers may give an entry: its file name ("ferplus.int8.tflite"), and
+    for the default model's entries their bare format title ("TFLite int8"), as the menu
+    names them when the default model is the only one."""
+    aliases: dict[str, ModelChoice] = {}
+    for choice in choices:
+        aliases.setdefault(choice.path.name, choice)
+        if choice.stem == DEFAULT_STEM:
+            aliases.setdefault(choice.format.title, choice)
+    return aliases
+
+
 class RecognizerPool:
     """Loaded recognizers by (artifact, detector), each used by one caller at a time.
 
@@ -170,14 +187,17 @@ class RecognizerPool:
 
     def __init__(self, choices: Sequence[ModelChoice], threads: int | None = None) -> None:
         self.choices = {c.key: c for c in choices}
+        self.aliases = _aliases(choices)
         self.threads = threads
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, str], tuple[EmotionRecognizer, threading.Lock]] = {}
 
     def choice(self, key: str | None) -> ModelChoice:
-        if not key or key not in self.choices:
+        """The entry named ``key``: its menu title, or an alias (see ``_aliases``)."""
+        found = self.choices.get(key or "") or self.aliases.get(key or "")
+        if found is None:
             raise ConfigError(f"unknown backend {key!r}; choose one from the menu")
-        return self.choices[key]
+        return found
 
     def _load(self, choice: ModelChoice, detector: str) -> EmotionRecognizer:
         from ..runtime.recognizer import EmotionRecognizer, RecognizerOptions

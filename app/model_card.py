@@ -1,5 +1,6 @@
-"""What the About tab shows: a model's figures in words and percentages, file sizes, and
-the benchmark report's headline rows."""
+"""What the About tab shows: a model's figures in words and percentages (named with the
+labels they were measured on: FER2013's or the FER+ majority), each model's accuracy, file
+sizes, and the benchmark report's headline rows."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from ..data.benchmark import BenchmarkResult, Row
-from ..runtime.errors import DataError
+from ..runtime.bundled import (
+    ACCURACY_SPLITS,
+    FER2013_SOURCE,
+    FERPLUS_SOURCE,
+    accuracy_by_labels,
+)
+from ..runtime.errors import DataError, EmotionEdgeError
+from ..runtime.sidecar import read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +52,34 @@ def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, floa
 
 
 #: How the About card names the parts of a sidecar's figure paths.
-_SPLITS = {"publictest": "FER2013 PublicTest", "privatetest": "FER2013 PrivateTest",
-           "ferplus": "FER+"}
+_SPLITS = {"publictest": "PublicTest", "privatetest": "PrivateTest"}
 _METRICS = {"accuracy": "accuracy", "macro_f1": "macro F1", "f1": "F1",
             "top1_agreement": "top-1 agreement with the source model",
             "max_abs_diff": "largest probability difference from the source model"}
 
 
-def figure_label(path: str) -> str:
-    """A reader's name for a figure path from :func:`accuracy_figures`:
+def split_name(split: str, labels_from: str = FER2013_SOURCE) -> str:
+    """``privatetest`` scored on ``labels_from`` in words: "FER2013 PrivateTest", "FER+
+    PrivateTest (majority labels)"."""
+    name = _SPLITS[split]
+    if labels_from == FER2013_SOURCE:
+        return f"FER2013 {name}"
+    if labels_from == FERPLUS_SOURCE:
+        return f"FER+ {name} (majority labels)"
+    return f"{name} ({labels_from} labels)"
+
+
+def figure_label(path: str, labels_from: str = FER2013_SOURCE) -> str:
+    """A reader's name for a figure path from :func:`accuracy_figures`, its splits scored on
+    ``labels_from`` (``ferplus_*`` figures on the FER+ majority):
     ``source.accuracy.publictest_macro_f1`` -> "Source model macro F1 on FER2013 PublicTest"."""
     metric, split = "accuracy", None
     for part in path.split("."):
+        on = FERPLUS_SOURCE if part.startswith("ferplus_") else labels_from
+        part = part.removeprefix("ferplus_")
         head, _, rest = part.partition("_")
-        if part in _SPLITS or head in _SPLITS:
-            split = _SPLITS.get(part) or _SPLITS[head]
+        if head in _SPLITS:
+            split = split_name(head, on)
             metric = _METRICS.get(rest, rest.replace("_", " ")) if rest else metric
         elif part in _METRICS:
             metric = _METRICS[part]
@@ -74,6 +95,30 @@ def figure_value(path: str, value: float) -> str:
     if "diff" not in path and 0.0 <= value <= 1.0:
         return f"{100 * value:.2f}%"
     return f"{value:.3g}"
+
+
+#: The About tab's table of models: one row per model and label set its accuracy is on.
+MODEL_HEADERS = ("model", "classes", "accuracy on", *(_SPLITS[s] for s in ACCURACY_SPLITS))
+
+
+def model_rows(stems: dict[str, Path]) -> list[list]:
+    """Each model's (``stem -> the artifact whose sidecar speaks for it``) recorded
+    accuracy, a row per label set it was measured on; a model without figures gets one row
+    of dashes, an unreadable sidecar is logged and left out."""
+    rows = []
+    for stem, path in stems.items():
+        try:
+            sidecar = read_sidecar(path)
+        except EmotionEdgeError as exc:
+            log.warning("%s: %s", stem, exc)
+            continue
+        classes = len(sidecar["labels"])
+        by_labels = accuracy_by_labels(sidecar) or {"—": {}}
+        for on, figures in by_labels.items():
+            on = f"{on} labels" if on != "—" else on
+            rows.append([stem, classes, on, *(figure_value(s, figures[s]) if s in figures
+                                              else "—" for s in ACCURACY_SPLITS)])
+    return rows
 
 
 def read_benchmark(report: str | os.PathLike | None) -> tuple[Path | None, list[dict]]:

@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from ..runtime.bundled import accuracy_labels
 from ..runtime.errors import BadImageError, EmotionEdgeError, NoFaceError
 from ..runtime.image import read_image
 from ..runtime.sidecar import InputSpec, read_sidecar
 from ..runtime.stream import FaceTracks
 from .catalog import DEFAULT_DETECTOR, ModelChoice, RecognizerPool
-from .model_card import accuracy_figures, figure_label, figure_value, human_size
+from .model_card import accuracy_figures, figure_label, figure_value, human_size, model_rows
 from .render import annotate, fit_for_display
 from .serving import ResultFiles, without_server_paths
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 #: Webcam frames are analysed at most this many pixels on their longer side.
 STREAM_MAX_SIDE = 640
 
-COMPARE_HEADERS = ("backend", "label", "confidence", "latency (ms)", "size",
+COMPARE_HEADERS = ("backend", "label", "confidence", "latency (ms)", "size", "classes",
                    "agrees with majority")
 
 
@@ -65,6 +66,29 @@ class Analysis:
                                "classification": round(self.classification_ms, 2)},
                 "original_size": list(self.original_size),
                 "analysed_size": list(self.analysed_size)}
+
+
+def _agreement(label: str, group: Counter, groups: int) -> str:
+    """Whether ``label`` is its label set's majority; not applicable for the only backend of
+    its label set when there are others to compare with."""
+    if groups > 1 and sum(group.values()) == 1:
+        return "n/a: the only backend with these labels"
+    majority = group.most_common(1)[0][0]
+    return "✓" if label == majority else f"✗ (majority: {majority})"
+
+
+def _compare_summary(votes: dict[tuple[str, ...], Counter]) -> str:
+    ran = sum(sum(group.values()) for group in votes.values())
+    head = f"Largest face through {ran} backend{'s' if ran != 1 else ''}: "
+    if len(votes) == 1:
+        majority, count = next(iter(votes.values())).most_common(1)[0]
+        return head + f"**{majority}** from {count} of {ran}."
+    parts = []
+    for labels, group in votes.items():
+        majority, count = group.most_common(1)[0]
+        parts.append(f"{len(labels)}-class models: **{majority}** from {count} of "
+                     f"{sum(group.values())}")
+    return head + "; ".join(parts) + " (majorities are taken among models with the same labels)."
 
 
 def image_from_payload(payload: Any) -> np.ndarray:
@@ -177,24 +201,26 @@ class AppService:
         return self._compare_rows(results, selected)
 
     def _compare_rows(self, results: list, selected: str | None) -> tuple[list[list[Any]], str]:
-        votes = Counter(face.label for _, face, _, _ in results if face is not None)
+        """Table rows and a summary. Labels are compared only between models with the same
+        label set (a 7-class model cannot say contempt): each set has its own majority."""
+        votes: dict[tuple[str, ...], Counter] = {}
+        for _, face, _, _ in results:
+            if face is not None:
+                votes.setdefault(tuple(face.probabilities), Counter())[face.label] += 1
         if not votes:
             raise EmotionEdgeError("no backend could run; install an engine, e.g. "
                                    "pip install 'emotion-edge[tflite]'")
-        majority, count = votes.most_common(1)[0]
         rows = []
         for choice, face, latency, problem in results:
             name = choice.title + (" (selected)" if choice.key == selected else "")
             size = human_size(choice.format.size_bytes(choice.path))
             if face is None:
-                rows.append([name, "—", None, None, size, problem])
+                rows.append([name, "—", None, None, size, None, problem])
                 continue
-            agrees = "✓" if face.label == majority else f"✗ (majority: {majority})"
-            rows.append([name, face.label, round(face.score, 3), round(latency, 2), size, agrees])
-        ran = sum(votes.values())
-        summary = (f"Largest face through {ran} backend{'s' if ran != 1 else ''}: "
-                   f"**{majority}** from {count} of {ran}.")
-        return rows, summary
+            group = votes[tuple(face.probabilities)]
+            rows.append([name, face.label, round(face.score, 3), round(latency, 2), size,
+                         len(face.probabilities), _agreement(face.label, group, len(votes))])
+        return rows, _compare_summary(votes)
 
     def model_card(self, backend: str | None) -> tuple[str, dict[str, Any]]:
         """Markdown about ``backend``'s artifact (labels, input, accuracy, size) and its
@@ -212,15 +238,44 @@ class AppService:
             f"- **Input:** {spec.height}x{spec.width}x{spec.channels} {spec.color}, "
             f"input = pixel × {spec.scale:.6g} + {spec.offset:.6g}",
         ]
+        source = sidecar.get("source") if isinstance(sidecar.get("source"), dict) else {}
+        measured = (f"; its accuracy is measured on {accuracy_labels(sidecar)} labels"
+                    if "accuracy" in sidecar else "")
+        lines.append(f"- **Model:** {choice.stem}, {len(sidecar['labels'])} classes{measured}")
         # this artifact's own figures first, then its source model's, then parity
         for key, value in sorted(accuracy_figures(sidecar).items(),
                                  key=lambda kv: (kv[0].startswith(("parity.", "source.")),
                                                  kv[0].startswith("parity."))):
-            lines.append(f"- **{figure_label(key)}:** {figure_value(key, value)}")
+            on = accuracy_labels(source if key.startswith("source.") else sidecar)
+            lines.append(f"- **{figure_label(key, on)}:** {figure_value(key, value)}")
         for key in ("name", "parameters", "source_model", "trained"):
             if isinstance(sidecar.get(key), (str, int, float)):
                 lines.append(f"- **{key.replace('_', ' ').capitalize()}:** {sidecar[key]}")
         return "\n".join(lines), sidecar
+
+    def models(self) -> dict[str, Path]:
+        """Each model (stem) in the menu and the artifact that speaks for it: its ``.keras``
+        source, else its first entry."""
+        stems: dict[str, Path] = {}
+        for choice in self.choices:
+            if choice.stem not in stems or choice.format.format == "keras":
+                stems[choice.stem] = choice.path
+        return stems
+
+    def model_rows(self) -> list[list[Any]]:
+        """The About tab's table: each model's recorded accuracy, by the labels it was
+        measured on."""
+        return model_rows(self.models())
+
+    def emotions(self) -> str:
+        """How many emotions the menu's models tell apart, for the headline: "7", "7 or 8"."""
+        counts = set()
+        for path in self.models().values():
+            try:
+                counts.add(len(read_sidecar(path)["labels"]))
+            except EmotionEdgeError:
+                continue
+        return " or ".join(map(str, sorted(counts))) or "no"
 
     def close(self) -> None:
         self.pool.close()

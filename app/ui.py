@@ -28,7 +28,7 @@ from .catalog import (  # noqa: E402
     default_choice,
     find_models,
 )
-from .model_card import read_benchmark  # noqa: E402
+from .model_card import MODEL_HEADERS, read_benchmark  # noqa: E402
 from .render import CARDS_CSS, face_cards_html  # noqa: E402
 from .service import COMPARE_HEADERS, AppService  # noqa: E402
 from .serving import release_free_memory, without_server_paths  # noqa: E402
@@ -47,9 +47,10 @@ PAGE_CSS = CARDS_CSS + """
 }
 #ee-status p { margin: 0; }
 /* Tables on a phone: words stay whole and the table scrolls sideways instead. */
-#ee-compare-table .text, #ee-bench-table .text {
+#ee-compare-table .text, #ee-bench-table .text, #ee-models-table .text {
   word-break: normal !important; overflow-wrap: normal !important; hyphens: none; }
-#ee-compare-table .table-wrap, #ee-bench-table .table-wrap { overflow-x: auto; }
+#ee-compare-table .table-wrap, #ee-bench-table .table-wrap, #ee-models-table .table-wrap {
+  overflow-x: auto; }
 /* The benchmark plot keeps a readable size and scrolls sideways on a narrow screen. */
 #ee-bench-plot, #ee-bench-plot .image-container, #ee-bench-plot .image-frame {
   height: auto !important; }
@@ -110,12 +111,13 @@ def build_app(service: AppService, *, report: str | os.PathLike | None = DEFAULT
 
     # Gradio's copies of uploads and answers older than an hour are deleted every 10 minutes.
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, 3600)) as demo:
-        gr.Markdown(f"# {title}\nFacial emotion recognition on the edge: seven emotions "
-                    "(FER2013), every face found, on the backend of your choice.")
+        gr.Markdown(f"# {title}\nFacial emotion recognition on the edge: "
+                    f"{service.emotions()} emotions, every face found, on the model and "
+                    "backend of your choice.")
         with gr.Row(equal_height=True):
             # Each menu in its own column, so they stack on a phone instead of squeezing.
             with gr.Column(min_width=240):
-                backend = gr.Dropdown(menu, value=selected, label="Backend",
+                backend = gr.Dropdown(menu, value=selected, label="Model and backend",
                                       elem_id="ee-backend")
             with gr.Column(min_width=240):
                 detector = gr.Dropdown([(f"{k} ({v})", k) for k, v in DETECTORS.items()],
@@ -132,7 +134,7 @@ def build_app(service: AppService, *, report: str | os.PathLike | None = DEFAULT
         with gr.Tab("Compare", id="compare"):
             _compare_tab(service, backend, detector)
         with gr.Tab("About", id="about"):
-            card, sidecar = _about_tab(report)
+            card, sidecar = _about_tab(service, report)
 
         @_shielded(lambda message: (f"⚠️ {message}", f"⚠️ {message}", {}))
         def on_backend(key: str, detector_name: str) -> tuple[str, str, dict]:
@@ -202,7 +204,8 @@ def _webcam_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdown
 
 def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdown) -> None:
     gr.Markdown("One photo through every backend: the largest face's label, confidence and "
-                "warm classification latency.")
+                "warm classification latency. Labels are compared only between models with "
+                "the same classes.")
     with gr.Row():
         with gr.Column(min_width=300, scale=1):
             photo = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Photo",
@@ -216,7 +219,7 @@ def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdow
                                  # pixels, not percentages: on a phone the table
                                  # scrolls sideways instead of squeezing words apart
                                  column_widths=["170px", "80px", "100px", "90px", "80px",
-                                                "150px"])
+                                                "70px", "150px"])
             summary = gr.Markdown(elem_id="ee-compare-status")
 
     @_shielded(lambda message: ([], f"⚠️ {message}"))
@@ -229,11 +232,18 @@ def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdow
                  queue=False, show_progress="hidden")
 
 
-def _about_tab(report: str | os.PathLike | None) -> tuple[gr.Markdown, gr.JSON]:
+def _about_tab(service: AppService,
+               report: str | os.PathLike | None) -> tuple[gr.Markdown, gr.JSON]:
     gr.Markdown("## About the model")
     card = gr.Markdown(elem_id="ee-model-card")
     with gr.Accordion("Sidecar (the model's contract)", open=False):
         sidecar = gr.JSON(label="Sidecar")
+    rows = service.model_rows()
+    if rows:
+        gr.Markdown("### Models\nAccuracy as each model's sidecar records it, on the labels "
+                    "it was measured on.")
+        gr.Dataframe(value=rows, headers=list(MODEL_HEADERS), interactive=False, wrap=True,
+                     label="Models", elem_id="ee-models-table")
     gr.Markdown("### Benchmark")
     plot, rows = read_benchmark(report)
     if plot is None and not rows:

@@ -92,19 +92,12 @@ def _file_entry(name: str, path, meta: dict) -> dict:
 def _model_entry(paths: list, sidecars: dict) -> dict:
     """One bundled model (stem): its classes and the accuracy its source (``.keras``, else
     its first artifact) records, by the labels each figure was measured on."""
-    from .runtime.bundled import accuracy_labels
+    from .runtime.bundled import accuracy_by_labels
 
     source = next((sidecars[p] for p in paths if p.name.endswith(".keras")), sidecars[paths[0]])
     labels = source.get("labels") or []
-    recorded = source.get("accuracy") if isinstance(source.get("accuracy"), dict) else {}
-    accuracy: dict[str, dict[str, float]] = {}
-    for key, value in recorded.items():
-        prefix, _, split = key.rpartition("_") if key.startswith("ferplus_") else ("", "", key)
-        if split in SPLIT_NAMES and isinstance(value, (int, float)):
-            on = "FER+ majority" if prefix else accuracy_labels(source)
-            accuracy.setdefault(on, {})[split] = value
-    return {"classes": len(labels), "labels": list(labels), "accuracy": accuracy,
-            "artifacts": [p.name for p in paths]}
+    return {"classes": len(labels), "labels": list(labels),
+            "accuracy": accuracy_by_labels(source), "artifacts": [p.name for p in paths]}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ bundled model can be named as:
 
 ``None`` means ``default``. Each stem is one model (its labels are its sidecar's: seven
 FER2013 classes, or FER+'s eight); :func:`accuracy_labels` says which labels a sidecar's
-accuracy was measured on.
+accuracy was measured on, :func:`accuracy_by_labels` its figures by those labels.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ DEFAULT_STEM = "default"
 DEFAULT_FORMAT: ArtifactFormat = find_format("tflite", "int8")
 #: the label sets accuracy is measured on, as ``export.bundle`` records them (``labels_from``)
 FER2013_SOURCE, FERPLUS_SOURCE = "FER2013", "FER+ majority"
+#: the FER2013 splits a bundled model's sidecar records accuracy on
+ACCURACY_SPLITS = ("publictest", "privatetest")
 
 
 def models_dir() -> Path:
@@ -107,3 +109,18 @@ def accuracy_labels(sidecar: dict[str, Any]) -> str:
             isinstance(command, str) and "--ferplus" in command.split()):
         return FERPLUS_SOURCE
     return FER2013_SOURCE
+
+
+def accuracy_by_labels(sidecar: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The sidecar's recorded accuracy on each split by the labels it was measured on, e.g.
+    ``{"FER2013": {"publictest": 0.66, "privatetest": 0.67}, "FER+ majority": {...}}``."""
+    recorded = sidecar.get("accuracy")
+    found: dict[str, dict[str, float]] = {}
+    for key, value in (recorded.items() if isinstance(recorded, dict) else ()):
+        ferplus = key.startswith("ferplus_")
+        split = key.removeprefix("ferplus_")
+        if split in ACCURACY_SPLITS and isinstance(value, (int, float)) \
+                and not isinstance(value, bool):
+            on = FERPLUS_SOURCE if ferplus else accuracy_labels(sidecar)
+            found.setdefault(on, {})[split] = float(value)
+    return found
