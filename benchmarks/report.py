@@ -173,10 +173,11 @@ def accuracy_tables(result: BenchmarkResult) -> list[str]:
             continue
         labels = list(dict.fromkeys(lab for r in rows for lab in r.accuracy[name].labels))
         body = [[r.name, _f(acc.images, 0), _f(_left_out(acc), 0), _f(acc.top1, 2, 100),
-                 _f(acc.macro_f1, 3), *[_f(acc.per_class_recall.get(lab), 2) for lab in labels]]
+                 _f(acc.drop_pp, 2), _f(acc.macro_f1, 3),
+                 *[_f(acc.per_class_recall.get(lab), 2) for lab in labels]]
                 for r in rows for acc in [r.accuracy[name]]]
-        out += _table(["artifact", "images", "left out", "top-1 %", "macro-F1",
-                       *[f"recall {lab}" for lab in labels]], body) + [""]
+        out += _table(["artifact", "images", "left out", "top-1 %", "lost vs fp32 (pp)",
+                       "macro-F1", *[f"recall {lab}" for lab in labels]], body) + [""]
         out += _not_applicable_lines(result, name)
     return out
 

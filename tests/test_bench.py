@@ -19,6 +19,7 @@ from emotion_edge.data.evaluate import evaluate
 from emotion_edge.data.sampling import stratified_indices
 from emotion_edge.runtime.errors import DataError
 from emotion_edge.runtime.formats import Backend
+from emotion_edge.runtime.labels import FERPLUS_LABELS
 from PIL import Image
 
 from emotion_edge.cli import main
@@ -242,9 +243,11 @@ def test_peer_tflite_matches_its_published_accuracy(fer_csv):
 
 @pytest.fixture(scope="module")
 def ferplus_report(tmp_path_factory) -> tuple[Path, dict[str, Path], Path, Path]:
-    """A quick bench with --ferplus of an 8-class model trained on the tiny FER+ votes and a
-    7-class int8 TFLite file: ``(report folder, models, FER2013 CSV, FER+ votes)``."""
-    from artifacts import build_trained_keras
+    """A quick bench with --ferplus of an 8-class model trained on the tiny FER+ votes, its
+    int8 TFLite file and a 7-class int8 TFLite file: ``(report folder, models, FER2013 CSV,
+    FER+ votes)``."""
+    import keras
+    from artifacts import build_trained_keras, edit_sidecar
     from conftest import write_tiny_csv
     from test_distill import TINY, write_tiny_ferplus
 
@@ -257,7 +260,11 @@ def ferplus_report(tmp_path_factory) -> tuple[Path, dict[str, Path], Path, Path]
     assert main(["train", "--data", str(fer), "--out", str(base / "eight"), "--epochs", "1",
                  "--task", "ferplus", "--ferplus", str(votes), "--cache-dir",
                  str(base / "cache"), *TINY]) == 0
-    models = {"eight": base / "eight" / "model.keras",
+    eight = base / "eight" / "model.keras"
+    eight_int8 = make_tflite(eight.with_name("model.int8.tflite"),
+                             keras.models.load_model(eight, compile=False), "int8")
+    edit_sidecar(eight_int8, labels=list(FERPLUS_LABELS))
+    models = {"eight": eight, "eight-int8": eight_int8,
               "seven": make_tflite(base / "seven.int8.tflite", build_trained_keras(), "int8")}
     out = base / "report"
     assert main(["bench", "--quick", "--no-peer", "--threads", "1", "--data", str(fer),
@@ -289,14 +296,20 @@ def test_ferplus_column_is_what_evaluate_scores(ferplus_report):
                                                   "label not known to the model": 2})
     for acc in (eight, seven):  # the models predict more than one class: the check can fail
         assert np.count_nonzero(np.sum(acc.confusion_matrix, axis=0)) > 1
+    int8 = rows[str(models["eight-int8"])]
+    assert int8.source_fp32 == "model.keras"
+    assert int8.accuracy["ferplus-test"].drop_pp == pytest.approx(
+        (eight.top1 - int8.accuracy["ferplus-test"].top1) * 100, abs=0.02)
+    assert int8.accuracy["fer2013-privatetest"].drop_pp is None
 
 
 def test_eight_class_model_has_no_fer2013_figure(ferplus_report):
     out, models, fer, _ = ferplus_report
     rows = {r.path: r for r in BenchmarkResult.load(out / "benchmark.json").rows}
-    eight = rows[str(models["eight"])].accuracy["fer2013-privatetest"]
-    assert eight.status == "skipped" and eight.top1 is None and eight.images is None
-    assert eight.reason.startswith("not applicable: the model's 8 labels")
+    for name in ("eight", "eight-int8"):
+        eight = rows[str(models[name])].accuracy["fer2013-privatetest"]
+        assert eight.status == "skipped" and eight.top1 is None and eight.images is None
+        assert eight.reason.startswith("not applicable: the model's 8 labels")
     seven = rows[str(models["seven"])].accuracy["fer2013-privatetest"]
     assert seven.top1 == pytest.approx(evaluate(str(models["seven"]), str(fer))["accuracy"],
                                        abs=1e-4)
