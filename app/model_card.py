@@ -51,8 +51,7 @@ def accuracy_figures(sidecar: dict[str, Any], limit: int = 12) -> dict[str, floa
     return found
 
 
-#: How the About card names the parts of a sidecar's figure paths.
-_SPLITS = {"publictest": "PublicTest", "privatetest": "PrivateTest"}
+#: How the About card names the metrics of a sidecar's figure paths.
 _METRICS = {"accuracy": "accuracy", "macro_f1": "macro F1", "f1": "F1",
             "top1_agreement": "top-1 agreement with the source model",
             "max_abs_diff": "largest probability difference from the source model"}
@@ -61,7 +60,7 @@ _METRICS = {"accuracy": "accuracy", "macro_f1": "macro F1", "f1": "F1",
 def split_name(split: str, labels_from: str = FER2013_SOURCE) -> str:
     """``privatetest`` scored on ``labels_from`` in words: "FER2013 PrivateTest", "FER+
     PrivateTest (majority labels)"."""
-    name = _SPLITS[split]
+    name = ACCURACY_SPLITS[split]
     if labels_from == FER2013_SOURCE:
         return f"FER2013 {name}"
     if labels_from == FERPLUS_SOURCE:
@@ -78,7 +77,7 @@ def figure_label(path: str, labels_from: str = FER2013_SOURCE) -> str:
         on = FERPLUS_SOURCE if part.startswith("ferplus_") else labels_from
         part = part.removeprefix("ferplus_")
         head, _, rest = part.partition("_")
-        if head in _SPLITS:
+        if head in ACCURACY_SPLITS:
             split = split_name(head, on)
             metric = _METRICS.get(rest, rest.replace("_", " ")) if rest else metric
         elif part in _METRICS:
@@ -98,7 +97,7 @@ def figure_value(path: str, value: float) -> str:
 
 
 #: The About tab's table of models: one row per model and label set its accuracy is on.
-MODEL_HEADERS = ("model", "classes", "accuracy on", *(_SPLITS[s] for s in ACCURACY_SPLITS))
+MODEL_HEADERS = ("model", "classes", "accuracy on", *ACCURACY_SPLITS.values())
 
 
 def model_rows(stems: dict[str, Path]) -> list[list]:

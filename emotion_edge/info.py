@@ -12,9 +12,6 @@ ENGINE_DISTRIBUTIONS = ("ai-edge-litert", "onnxruntime", "tensorflow-cpu", "tens
                         "tf2onnx", "onnx", "gradio", "matplotlib", "opencv-python-headless",
                         "numpy", "pillow")
 
-#: the FER2013 splits a bundled model's sidecar records accuracy on, as the data set names them
-SPLIT_NAMES = {"publictest": "PublicTest", "privatetest": "PrivateTest"}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -127,13 +124,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_bundled(models: dict, files: dict) -> None:
+    from .runtime.bundled import ACCURACY_SPLITS
+
     print("bundled models (--model NAME):")
     if not models:
         print("  (none)")
     for name, model in models.items():
         print(f"  {name}: {model['classes']} classes ({', '.join(model['labels'])})")
         for on, splits in model["accuracy"].items():
-            figures = ", ".join(f"{SPLIT_NAMES[split]} {100 * value:.2f}%"
+            figures = ", ".join(f"{ACCURACY_SPLITS[split]} {100 * value:.2f}%"
                                 for split, value in splits.items())
             print(f"    accuracy on {on} labels: {figures}")
     print("bundled artifacts:")

@@ -40,8 +40,8 @@ DEFAULT_STEM = "default"
 DEFAULT_FORMAT: ArtifactFormat = find_format("tflite", "int8")
 #: the label sets accuracy is measured on, as ``export.bundle`` records them (``labels_from``)
 FER2013_SOURCE, FERPLUS_SOURCE = "FER2013", "FER+ majority"
-#: the FER2013 splits a bundled model's sidecar records accuracy on
-ACCURACY_SPLITS = ("publictest", "privatetest")
+#: the FER2013 splits a bundled model's sidecar records accuracy on, and their names
+ACCURACY_SPLITS = {"publictest": "PublicTest", "privatetest": "PrivateTest"}
 
 
 def models_dir() -> Path:
