@@ -41,9 +41,9 @@ def _plain_log_axis(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
-def _measured(result: BenchmarkResult) -> list[Row]:
-    """Rows with accuracy on the primary set and latency at the primary thread count."""
-    data, threads = result.primary_dataset, result.primary_threads
+def _measured(result: BenchmarkResult, data: str) -> list[Row]:
+    """Rows with accuracy on ``data`` and latency at the primary thread count."""
+    threads = result.primary_threads
     return [r for r in result.rows
             if r.accuracy[data].top1 is not None
             and r.threads[threads].latency.p50_ms is not None]
@@ -61,16 +61,27 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def accuracy_vs_latency(result: BenchmarkResult, path: Path) -> Path:
-    title = f"Top-1 on {result.primary_dataset} vs p50 latency ({result.primary_threads} thread)"
-    rows = _measured(result)
-    if not rows:
+    """Top-1 against p50 latency on the primary set, and on the FER+ set below it when the
+    run had one (8-class models have only that one)."""
+    sets = [d for d in (result.primary_dataset, result.ferplus_dataset) if d]
+    panels = [(data, _measured(result, data)) for data in sets]
+    panels = [(data, rows) for data, rows in panels if rows]
+    if not panels:
+        title = (f"Top-1 on {result.primary_dataset} vs p50 latency "
+                 f"({result.primary_threads} thread)")
         return _message(path, title, "no artifact has both accuracy and latency measured")
-    data, threads = result.primary_dataset, result.primary_threads
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 6 * len(panels)), squeeze=False)
+    for ax, (data, rows) in zip(axes[:, 0], panels, strict=True):
+        _accuracy_panel(ax, result, data, rows)
+    return _save(fig, path)
+
+
+def _accuracy_panel(ax, result: BenchmarkResult, data: str, rows: list[Row]) -> None:
+    threads = result.primary_threads
     points = [(r.threads[threads].latency.p50_ms, r.accuracy[data].top1 * 100)
               for r in rows]
     sizes = np.array([r.file_bytes or 0 for r in rows], dtype=float)
     area = 40 + 900 * sizes / max(sizes.max(), 1)
-    fig, ax = plt.subplots(figsize=(12, 6))
     for k, ((x, y), a, r) in enumerate(zip(points, area, rows, strict=True), start=1):
         ax.scatter(x, y, s=a, alpha=0.6, color=PEER_COLOR if r.peer else OWN_COLOR,
                    marker="D" if r.peer else "o", edgecolors="black", linewidths=0.5)
@@ -89,10 +100,9 @@ def accuracy_vs_latency(result: BenchmarkResult, path: Path) -> Path:
     _plain_log_axis(ax.xaxis)
     ax.set_xlabel("p50 latency per face at batch 1 (ms, log scale)")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"{title}\nmarker area: file size")
+    ax.set_title(f"Top-1 on {data} vs p50 latency ({threads} thread)\nmarker area: file size")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right")
-    return _save(fig, path)
 
 
 def latency_distributions(result: BenchmarkResult, path: Path) -> Path:

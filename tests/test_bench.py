@@ -323,6 +323,8 @@ def test_reports_show_the_ferplus_column(ferplus_report, tmp_path):
     fer_top1 = f"{eight.accuracy['ferplus-test'].top1 * 100:.2f}"
     markdown = (out / "benchmark.md").read_text()
     assert "FER+ top-1 % (ferplus-test)" in markdown
+    with Image.open(out / "plots" / "accuracy_vs_latency.png") as img:
+        assert img.size == (1200, 1200)  # two 12x6-inch panels at 100 dpi: FER2013 and FER+
     assert "Not scored here: model.keras: not applicable" in markdown
     readme = tmp_path / "README.md"
     readme.write_text(f"{README_START}\n{README_END}\n")
