@@ -219,7 +219,7 @@ def _compare_tab(service: AppService, backend: gr.Dropdown, detector: gr.Dropdow
                                  # pixels, not percentages: on a phone the table
                                  # scrolls sideways instead of squeezing words apart
                                  column_widths=["170px", "80px", "100px", "90px", "80px",
-                                                "70px", "150px"])
+                                                "90px", "150px"])
             summary = gr.Markdown(elem_id="ee-compare-status")
 
     @_shielded(lambda message: ([], f"⚠️ {message}"))
