@@ -391,6 +391,8 @@ def test_bad_ferplus_is_a_clear_error(ferplus_report, tmp_path, capsys):
     assert f"{short}: has 69 rows but the FER2013 CSV has 70" in err and "Traceback" not in err
     assert main([*base, "--ferplus", str(votes)]) == 2
     assert "also pass --data with the FER2013 CSV" in capsys.readouterr().err
+    assert main([*base, "--data", str(tmp_path), "--ferplus", str(votes)]) == 2
+    assert "one --data must be the FER2013 CSV" in capsys.readouterr().err
     assert not out.exists()
 
 
