@@ -49,7 +49,10 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
     write_sidecar(target, meta)
     meta["accuracy"] = _measure(target, data, ferplus, name)
     write_sidecar(target, meta)
-    made = export_all(target, ExportOptions(calibration_data=data, ferplus=ferplus,
+    # the exports are calibrated and scored on the labels the model predicts
+    eight_classes = meta["accuracy"]["labels_from"] != "FER2013"
+    made = export_all(target, ExportOptions(calibration_data=data,
+                                            ferplus=ferplus if eight_classes else None,
                                             overwrite=overwrite, command=_command()), rows=rows)
     return {"model": str(target), "accuracy": meta["accuracy"],
             "artifacts": [row.__dict__ for row in made],

@@ -385,6 +385,7 @@ def export_all(model_path: str | os.PathLike, options: ExportOptions = ExportOpt
             sidecar["accuracy"] = {
                 SPLIT_KEYS.get(eval_split, eval_split): accuracy,
                 "images": len(exporter.eval_set(eval_split)),
+                "labels_from": "FER+ majority" if exporter.ferplus else "FER2013",
                 "measured_by": f"emotion-edge export --all on {exporter.data_path} ({eval_split})"}
             write_sidecar(result.path, sidecar)
             summary.append(SummaryRow(row.format, row.precision, str(result.path),

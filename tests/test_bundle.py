@@ -43,6 +43,11 @@ def test_seven_class_run_scored_on_both_label_sets(runs, tmp_path):
     assert acc["ferplus_privatetest"] == evaluate(target, str(csv), "test",
                                                   ferplus=str(votes))["accuracy"]
     assert acc["reproduce"] == "make train-accurate bundle-accurate"
+    # its export is scored on FER2013's labels, as the model's own headline is
+    export = read_sidecar(models / "accurate.fp32.tflite")["accuracy"]
+    assert export["labels_from"] == "FER2013"
+    assert export["privatetest"] == pytest.approx(evaluate(
+        str(models / "accurate.fp32.tflite"), str(csv), "test")["accuracy"])
 
 
 def test_ferplus_run_and_its_exports_are_scored_on_ferplus_labels(runs, tmp_path, capsys):
@@ -66,6 +71,7 @@ def test_ferplus_run_and_its_exports_are_scored_on_ferplus_labels(runs, tmp_path
     scored = evaluate(str(models / "ferplus.fp32.onnx"), str(csv), "test", ferplus=str(votes))
     assert onnx["accuracy"]["privatetest"] == pytest.approx(scored["accuracy"])
     assert onnx["accuracy"]["images"] == scored["images_scored"]
+    assert onnx["accuracy"]["labels_from"] == "FER+ majority"
 
 
 def test_unknown_format_is_refused_before_anything_is_copied(runs, tmp_path, capsys):
