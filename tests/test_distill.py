@@ -87,6 +87,27 @@ def test_student_learns_from_precomputed_teacher_outputs(teacher_run, tmp_path):
     assert config["teacher"] == str(teacher) and config["distill_weight"] == 0.6
 
 
+def test_an_ensemble_teacher_averages_its_members(teacher_run, tmp_path):
+    from emotion_edge.data.datasets import load_fer2013
+    from emotion_edge.runtime.bundled import models_dir
+    from emotion_edge.train.distill import teacher_probabilities, teacher_targets
+
+    other = models_dir() / "default.keras"
+    if not other.is_file():
+        pytest.skip(f"no bundled model at {other} to be the second member")
+    csv, teacher_dir = teacher_run
+    x = load_fer2013(csv, tmp_path / "cache")["train"].x
+    labels = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    members = [str(teacher_dir / "model.keras"), str(other)]
+    each = [teacher_probabilities(m, x, labels) for m in members]
+    assert np.abs(each[0] - each[1]).max() > 0.05  # the members disagree: the mean is news
+    ensemble = teacher_targets(members, x, labels, tmp_path, 1.0)
+    np.testing.assert_allclose(ensemble, (each[0] + each[1]) / 2, atol=1e-5)
+    # the cache is keyed on every member: one member alone is not served the ensemble's
+    alone = teacher_targets(members[0], x, labels, tmp_path, 1.0)
+    np.testing.assert_allclose(alone, each[0], atol=1e-5)
+
+
 def test_student_targets_mix_labels_and_teacher(teacher_run, tmp_path):
     from emotion_edge.data.datasets import load_fer2013
     from emotion_edge.train.config import TrainConfig

@@ -36,9 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=("fer2013", "ferplus"), default=d.task,
                    help="fer2013: its seven labels (default); ferplus: FER+'s eight classes "
                    "learnt from the crowd's vote distribution (needs --ferplus)")
-    p.add_argument("--teacher", metavar="MODEL",
+    p.add_argument("--teacher", metavar="MODEL", action="append",
                    help="distil from this model: its probabilities (averaged with the mirror "
-                   "image's, computed once) are mixed into the targets")
+                   "image's, computed once) are mixed into the targets; repeat it to distil "
+                   "from an ensemble (the members' probabilities averaged)")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help="weight of the teacher in the targets (default %(default)s)")
     p.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
@@ -83,6 +84,14 @@ def _model_kwargs(pairs: list[str]) -> dict:
     return out
 
 
+def _teacher(paths: list[str] | None) -> str | list[str] | None:
+    """One teacher as a path, several (an ensemble) as a list."""
+    if not paths:
+        return None
+    paths = [str(Path(p)) for p in paths]
+    return paths[0] if len(paths) == 1 else paths
+
+
 def run(args: argparse.Namespace) -> int:
     from .config import TrainConfig
     from .models import model_names
@@ -100,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         prior_correction=not args.no_prior_correction, patience=args.patience, seed=args.seed,
         ferplus=args.ferplus, ferplus_weight=args.ferplus_weight, optimizer=args.optimizer,
         momentum=args.momentum, precision=args.precision, task=args.task,
-        teacher=str(Path(args.teacher)) if args.teacher else None,
+        teacher=_teacher(args.teacher),
         init_from=args.init_from, distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature,
         limit=args.limit, cache_dir=args.cache_dir, model_kwargs=_model_kwargs(args.model_arg),

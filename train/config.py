@@ -38,7 +38,7 @@ class TrainConfig:
     ferplus: str | None = None
     ferplus_weight: float = 0.5
     task: str = "fer2013"
-    teacher: str | None = None
+    teacher: str | list[str] | None = None  # a model, or an ensemble's members
     distill_weight: float = 0.7
     distill_temperature: float = 2.0
     init_from: str | None = None

@@ -2,15 +2,18 @@
 
 The teacher scores every training image once, over the image and its mirror image, and
 the averaged probabilities, softened by a temperature, become part of the student's
-targets: ``(1 - w) * labels + w * teacher``. A student epoch therefore costs no teacher
-pass, and the balanced, augmented pipeline stays as it is. The teacher's outputs are
-cached in the run folder, keyed by the teacher file's sha256 and the training images.
+targets: ``(1 - w) * labels + w * teacher``. A teacher may be an ensemble: several models
+(``--teacher A --teacher B``) whose probabilities are averaged. A student epoch therefore
+costs no teacher pass, and the balanced, augmented pipeline stays as it is. The teacher's
+outputs are cached in the run folder, keyed by each teacher file's sha256 and the training
+images.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,29 +36,38 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def teacher_probabilities(teacher: str, x: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+def teacher_paths(teacher: str | Sequence[str]) -> list[str]:
+    """The teacher's model files: one path, or the members of an ensemble."""
+    return [teacher] if isinstance(teacher, str) else list(teacher)
+
+
+def teacher_probabilities(teacher: str | Sequence[str], x: np.ndarray,
+                          labels: tuple[str, ...]) -> np.ndarray:
     """The teacher's probabilities for ``x`` (uint8 ``(N, H, W)``), averaged with those of
-    the mirrored images, in the order of ``labels``."""
+    the mirrored images (and over an ensemble's members), in the order of ``labels``."""
     from ..runtime import load_predictor
 
-    with load_predictor(teacher) as predictor:
-        if tuple(predictor.labels) != tuple(labels):
-            raise ConfigError(f"teacher {teacher} predicts {list(predictor.labels)}, but the "
-                              f"student learns {list(labels)}")
-        probs = predictor.predict_batch(x) + predictor.predict_batch(x[:, :, ::-1])
-    return (probs / 2).astype(np.float32)
+    total = np.zeros((len(x), len(labels)), np.float64)
+    for path in teacher_paths(teacher):
+        with load_predictor(path) as predictor:
+            if tuple(predictor.labels) != tuple(labels):
+                raise ConfigError(f"teacher {path} predicts {list(predictor.labels)}, but the "
+                                  f"student learns {list(labels)}")
+            total += predictor.predict_batch(x) + predictor.predict_batch(x[:, :, ::-1])
+    return (total / (2 * len(teacher_paths(teacher)))).astype(np.float32)
 
 
-def _key(teacher: str, x: np.ndarray) -> str:
+def _key(teacher: str | Sequence[str], x: np.ndarray) -> str:
     digest = hashlib.sha256(x.tobytes()).hexdigest()
-    return f"{sha256_of(teacher)}:{digest}"
+    return "+".join(sha256_of(path) for path in teacher_paths(teacher)) + f":{digest}"
 
 
-def teacher_targets(teacher: str, x: np.ndarray, labels: tuple[str, ...], run_dir: Path,
-                    temperature: float) -> np.ndarray:
+def teacher_targets(teacher: str | Sequence[str], x: np.ndarray, labels: tuple[str, ...],
+                    run_dir: Path, temperature: float) -> np.ndarray:
     """Softened teacher probabilities for the training images, computed once per run."""
-    if not Path(teacher).is_file():
-        raise ConfigError(f"--teacher {teacher}: no such model file")
+    for path in teacher_paths(teacher):
+        if not Path(path).is_file():
+            raise ConfigError(f"--teacher {path}: no such model file")
     cache = run_dir / CACHE_NAME
     key = _key(teacher, x)
     probs = None
