@@ -79,15 +79,15 @@ train-accurate: $(VENV)/.stamp-dev
 
 ## the fast default: vgg_fast distilled from the bundled accurate model
 DEFAULT := --model vgg_fast --teacher runtime/models/accurate.keras --distill-weight 0.7 \
-	--distill-temperature 2 --epochs 60 --optimizer adamw --lr 2e-3 --weight-decay 5e-4 \
+	--distill-temperature 2 --epochs 50 --optimizer adamw --lr 2e-3 --weight-decay 5e-4 \
 	--precision mixed_bfloat16 --patience 30
 train-default: $(VENV)/.stamp-dev
 	$(call train_run,default,$(DEFAULT))
 
 ## the 8-class FER+ model: the bundled accurate model's features, fine-tuned on the FER+ votes
 FERPLUS_RUN := --task ferplus --ferplus $(FERPLUS) --model vgg_wide \
-	--init-from runtime/models/accurate.keras --balance-power 0.5 --epochs 30 --optimizer adamw \
-	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 15
+	--init-from runtime/models/accurate.keras --balance-power 0.5 --epochs 20 --optimizer adamw \
+	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 10
 train-ferplus: $(VENV)/.stamp-dev
 	$(call train_run,ferplus,$(FERPLUS_RUN))
 
