@@ -134,8 +134,8 @@ def vgg_wide(input_shape, num_classes: int = 7, dropout: float = 0.4,
                 dropout, dense, "vgg_wide")
 
 
-@register("vgg_fast", "a narrow four-stage VGG with a stride-2 stem: the distilled fast "
-          "default (channels in multiples of 32, which XNNPACK runs fastest)")
+@register("vgg_fast", "a narrow four-stage VGG with a stride-2 stem: the distilled student "
+          "(channels in multiples of 32, which XNNPACK runs fastest)")
 def vgg_fast(input_shape, num_classes: int = 7, dropout: float = 0.4,
              widths=(32, 64, 128, 256), depths=(2, 2, 2, 1), dense: int = 256):
     return _vgg(keras.Input(input_shape, name="image"), widths, depths, 2, num_classes,
