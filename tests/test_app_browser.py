@@ -121,8 +121,12 @@ def _open_tab(page, name: str) -> None:
 
 
 def _choose_backend(page, title: str) -> None:
+    """Pick the one menu entry whose title holds ``title`` (with several bundled models the
+    entries read "default · TFLite fp16")."""
     page.locator("#ee-backend input").click()
-    page.get_by_role("option", name=title, exact=True).click()
+    options = page.get_by_role("option", name=title)
+    assert options.count() == 1, f"{options.count()} menu entries match {title!r}"
+    options.click()
     page.locator("#ee-backend-status", has_text=title).wait_for()
 
 

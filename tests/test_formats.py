@@ -159,12 +159,15 @@ def test_app_menu_and_bench_targets_list_every_bundled_row():
     from emotion_edge.app.catalog import find_models
     from emotion_edge.benchmarks.targets import bundled_targets
 
-    bundled = [path for path, _ in scan_artifacts(models_dir())]
+    bundled = sorted(path for path, _ in scan_artifacts(models_dir()))
     menu = find_models()
-    assert [c.path for c in menu] == bundled
-    assert {"OpenVINO fp32", "OpenVINO int8", "TFLite int8"} <= {c.title for c in menu}
+    assert sorted(c.path for c in menu) == bundled
+    assert menu[0].path.name.startswith("default.")  # the default model leads the menu
+    titles = {c.title.split(" · ")[-1] for c in menu}
+    assert {"OpenVINO fp32", "OpenVINO int8", "TFLite int8"} <= titles
     targets = bundled_targets()
-    assert [t.path for t in targets] == bundled
+    assert sorted(t.path for t in targets) == bundled
+    assert targets[0].path.name.startswith("default.")
     assert {t.row.key for t in targets} >= {"openvino-fp32", "openvino-int8"}
 
 
