@@ -17,7 +17,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..runtime.bundled import FER2013_SOURCE, FERPLUS_SOURCE
 from ..runtime.errors import ConfigError, EmotionEdgeError
+from ..runtime.labels import FERPLUS_LABELS
 from ..runtime.sidecar import read_sidecar, sha256_of, sidecar_path, write_sidecar
 
 log = logging.getLogger(__name__)
@@ -47,10 +49,10 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
     meta["sha256"] = sha256_of(target)
     meta.pop("accuracy", None)  # measured again below, by `evaluate`
     write_sidecar(target, meta)
-    meta["accuracy"] = _measure(target, data, ferplus, name)
+    eight_classes = tuple(meta["labels"]) == FERPLUS_LABELS
+    meta["accuracy"] = _measure(target, data, ferplus, name, eight_classes)
     write_sidecar(target, meta)
     # the exports are calibrated and scored on the labels the model predicts
-    eight_classes = meta["accuracy"]["labels_from"] != "FER2013"
     made = export_all(target, ExportOptions(calibration_data=data,
                                             ferplus=ferplus if eight_classes else None,
                                             overwrite=overwrite, command=_command()), rows=rows)
@@ -59,21 +61,20 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
             "sidecar": str(sidecar_path(target))}
 
 
-def _measure(target: Path, data: Path, ferplus: Path | None, name: str) -> dict:
+def _measure(target: Path, data: Path, ferplus: Path | None, name: str,
+             eight_classes: bool) -> dict:
     """PublicTest and PrivateTest accuracy by ``emotion-edge evaluate``, on the labels the
     model predicts: FER2013's for a 7-class model (and, with ``ferplus``, the FER+ majority
     labels too, as ``ferplus_*``), the FER+ majority labels for a FER+ model."""
     from ..data.evaluate import evaluate
-    from ..runtime.labels import FERPLUS_LABELS
 
-    eight_classes = tuple(read_sidecar(target)["labels"]) == FERPLUS_LABELS
     if eight_classes and not ferplus:
         raise ConfigError(f"{target.name} predicts FER+'s eight classes: pass --ferplus "
                           "fer2013new.csv to score it on the FER+ labels")
     runs = [("", ferplus)] if eight_classes else [("", None)]
     if ferplus and not eight_classes:
         runs.append(("ferplus_", ferplus))
-    accuracy: dict = {"labels_from": "FER+ majority" if eight_classes else "FER2013"}
+    accuracy: dict = {"labels_from": FERPLUS_SOURCE if eight_classes else FER2013_SOURCE}
     commands = []
     for prefix, votes in runs:
         for split, key in (("val", "publictest"), ("test", "privatetest")):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..data.datasets import canonical_split
+from ..runtime.bundled import FER2013_SOURCE, FERPLUS_SOURCE
 from ..runtime.errors import ConfigError, DataError, ExportError, ModelLoadError
 from ..runtime.formats import (
     EXPORTABLE,
@@ -385,7 +386,7 @@ def export_all(model_path: str | os.PathLike, options: ExportOptions = ExportOpt
             sidecar["accuracy"] = {
                 SPLIT_KEYS.get(eval_split, eval_split): accuracy,
                 "images": len(exporter.eval_set(eval_split)),
-                "labels_from": "FER+ majority" if exporter.ferplus else "FER2013",
+                "labels_from": FERPLUS_SOURCE if exporter.ferplus else FER2013_SOURCE,
                 "measured_by": f"emotion-edge export --all on {exporter.data_path} ({eval_split})"}
             write_sidecar(result.path, sidecar)
             summary.append(SummaryRow(row.format, row.precision, str(result.path),

@@ -47,14 +47,15 @@ def teacher_probabilities(teacher: str | Sequence[str], x: np.ndarray,
     the mirrored images (and over an ensemble's members), in the order of ``labels``."""
     from ..runtime import load_predictor
 
+    paths = teacher_paths(teacher)
     total = np.zeros((len(x), len(labels)), np.float64)
-    for path in teacher_paths(teacher):
+    for path in paths:
         with load_predictor(path) as predictor:
             if tuple(predictor.labels) != tuple(labels):
                 raise ConfigError(f"teacher {path} predicts {list(predictor.labels)}, but the "
                                   f"student learns {list(labels)}")
             total += predictor.predict_batch(x) + predictor.predict_batch(x[:, :, ::-1])
-    return (total / (2 * len(teacher_paths(teacher)))).astype(np.float32)
+    return (total / (2 * len(paths))).astype(np.float32)
 
 
 def _key(teacher: str | Sequence[str], x: np.ndarray) -> str:
