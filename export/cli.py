@@ -75,12 +75,9 @@ def _command(args: argparse.Namespace) -> str:
 def _source_model(model: str) -> tuple[Path, bool]:
     """The ``.keras`` file to export and whether it is a bundled one: a path, or a bundled
     model's name as ``predict`` takes it (``default`` or ``default.keras``)."""
-    from ..runtime.bundled import models_dir, resolve_model
+    from ..runtime.bundled import keras_source, models_dir
 
-    as_path = Path(model)
-    if not as_path.suffix and not as_path.exists() and "/" not in model:
-        model = f"{model}.keras"
-    path = resolve_model(model)
+    path = keras_source(model)
     return path, path.parent == models_dir()
 
 

@@ -95,6 +95,15 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
                          f"model file ({', '.join(MODEL_EXTENSIONS)})")
 
 
+def keras_source(name_or_path: str) -> Path:
+    """A ``.keras`` file by its path, or a bundled model's by its name (``accurate`` or
+    ``accurate.keras``): what ``export`` and ``train --init-from`` start from."""
+    if not Path(name_or_path).suffix and not Path(name_or_path).exists() \
+            and "/" not in name_or_path and os.sep not in name_or_path:
+        name_or_path = f"{name_or_path}.keras"
+    return resolve_model(name_or_path)
+
+
 def accuracy_labels(sidecar: dict[str, Any]) -> str:
     """Which labels the sidecar's ``accuracy`` (its unprefixed figures; ``ferplus_*`` ones are
     always on the FER+ majority labels) was measured on: its ``labels_from``, else what the

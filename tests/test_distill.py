@@ -260,3 +260,15 @@ def test_ferplus_run_warm_started_from_a_7_class_model(teacher_run, tmp_path, ca
         return next(layer for layer in model.layers if layer.weights).get_weights()[0].ravel()
 
     assert np.corrcoef(stem(out / "model.keras"), stem(teacher_dir / "model.keras"))[0, 1] > 0.9
+
+
+def test_init_from_takes_a_bundled_name_or_names_the_bundled_ones():
+    from emotion_edge.runtime.bundled import models_dir
+    from emotion_edge.train.warm_start import source_path
+
+    assert source_path("default") == models_dir() / "default.keras"
+    assert source_path("accurate.keras") == models_dir() / "accurate.keras"
+    with pytest.raises(ConfigError, match=r"--init-from nosuch: .*bundled: .*default"):
+        source_path("nosuch")
+    with pytest.raises(ConfigError, match="no such .keras file"):
+        source_path("some/dir/missing.keras")

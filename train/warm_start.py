@@ -18,15 +18,16 @@ log = logging.getLogger("emotion_edge.train.trainer")
 
 def source_path(name_or_path: str) -> Path:
     """A ``.keras`` file, or a bundled model's name (``accurate`` -> ``accurate.keras``)."""
-    from ..runtime.bundled import models_dir
+    from ..runtime.bundled import keras_source
+    from ..runtime.errors import ModelLoadError
 
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    bundled = models_dir() / f"{name_or_path}.keras"
-    if "/" not in name_or_path and bundled.is_file():
-        return bundled
-    raise ConfigError(f"--init-from {name_or_path}: no such .keras file or bundled model")
+    try:
+        path = keras_source(name_or_path)
+    except ModelLoadError as exc:
+        raise ConfigError(f"--init-from {name_or_path}: {exc}") from None
+    if not path.is_file():
+        raise ConfigError(f"--init-from {name_or_path}: no such .keras file or bundled model")
+    return path
 
 
 def copy_weights(name_or_path: str, model) -> int:
