@@ -11,6 +11,7 @@ import argparse
 import logging
 
 from emotion_edge.runtime import DEFAULT_DETECTOR, RecognizerOptions
+from emotion_edge.runtime.bundled import model_help
 from emotion_edge.runtime.formats import BACKENDS
 
 from .pipeline import DEFAULT_BATCH_SIZE
@@ -36,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"files per batch handed to an actor (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--model", default=None,
-                        help="a .tflite/.onnx/.keras file or a bundled model's name "
-                             "(default: the bundled TFLite int8 model)")
+                        help=model_help())
     parser.add_argument("--backend", choices=sorted(BACKENDS), default=None,
                         help="engine (default: the model format's own)")
     parser.add_argument("--threads", type=int, default=None,

@@ -61,6 +61,16 @@ def _bundled_names() -> list[str]:
     return [p.name for paths in bundled_models().values() for p in paths]
 
 
+def model_help() -> str:
+    """The ``--model`` help of the commands that run a model: what it takes, and the bundled
+    names on this install."""
+    stems = sorted(bundled_models(), key=lambda stem: (stem != DEFAULT_STEM, stem))
+    shown = ", ".join(stems) or "none installed"
+    return (f"a .tflite/.onnx/.keras file or a bundled model's name ({shown}; NAME-FORMAT picks "
+            f"a format, e.g. {stems[0] if stems else DEFAULT_STEM}-onnx-int8; without --model: "
+            f"{DEFAULT_STEM}'s TFLite int8)")
+
+
 def _candidates(name: str) -> list[str]:
     """File names that ``name`` may refer to, best first."""
     if split_artifact_name(name):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .bundled import model_help
 from .detectors import (
     DEFAULT_DETECTOR,
     DETECTORS,
@@ -61,8 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
                         help="image files and/or folders (searched recursively)")
     parser.add_argument("--model", default=None,
-                        help="a .tflite/.onnx/.keras file or a bundled model's name "
-                             "(default: the bundled TFLite int8 model)")
+                        help=model_help())
     parser.add_argument("--backend", choices=sorted(BACKENDS), default=None,
                         help="engine (default: the model format's own)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the engine")

@@ -154,6 +154,15 @@ def test_every_stem_resolves_by_name_and_loads_with_its_own_labels():
         assert accurate.info.path.name == "accurate.int8.tflite"
 
 
+@pytest.mark.parametrize("command", ["predict", "video", "batch"])
+def test_model_help_names_the_bundled_models_default_first(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "bundled model's name (default, accurate, ferplus;" in text
+    assert "without --model: default's TFLite int8" in text
+
+
 def test_recognizer_gives_the_ferplus_models_eight_probabilities():
     expected = expected_probabilities("ferplus")
     with EmotionRecognizer(RecognizerOptions(model="ferplus", detect_faces=False)) as rec:

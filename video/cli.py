@@ -11,6 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..runtime.bundled import model_help
 from ..runtime.errors import ConfigError
 from ..runtime.formats import BACKENDS
 
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "probabilities (0: off; default 0.5)")
     parser.add_argument("--max-faces", type=int, default=20, help="faces per frame at most")
     parser.add_argument("--model", default=None,
-                        help="a .tflite/.onnx/.keras file or a bundled model's name")
+                        help=model_help())
     parser.add_argument("--backend", choices=sorted(BACKENDS), default=None,
                         help="engine (default: the model format's own)")
     parser.add_argument("--threads", type=int, default=None,
