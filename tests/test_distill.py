@@ -272,3 +272,38 @@ def test_init_from_takes_a_bundled_name_or_names_the_bundled_ones():
         source_path("nosuch")
     with pytest.raises(ConfigError, match="no such .keras file"):
         source_path("some/dir/missing.keras")
+
+
+def test_ema_run_scores_and_keeps_the_averaged_weights(teacher_run, tmp_path):
+    import keras
+    from emotion_edge.data.datasets import load_fer2013
+
+    csv, _ = teacher_run
+    out = tmp_path / "ema"
+    args = ["train", "--data", str(csv), "--out", str(out), "--epochs", "1", "--ema", "0.6",
+            "--lr", "0.01", "--no-prior-correction", "--cache-dir", str(tmp_path / "c"), *TINY]
+    assert main(args) == 0
+    last = keras.models.load_model(out / "last.keras")  # trained weights and the optimizer
+    best = keras.models.load_model(out / "best.keras", compile=False)
+    averages = [v.numpy() for v in last.optimizer._model_variables_moving_average]
+    trained = [w.numpy() for w in last.trainable_weights]
+    saved = [w.numpy() for w in best.trainable_weights]
+    # the best checkpoint holds the averages, which differ from the trained weights
+    assert max(np.abs(a - t).max() for a, t in zip(averages, trained, strict=True)) > 1e-3
+    for a, s in zip(averages, saved, strict=True):
+        np.testing.assert_allclose(s, a, atol=1e-6)
+    # and PublicTest's recorded accuracy is that of the averaged weights
+    val = load_fer2013(csv, tmp_path / "c")["val"]
+    probs = best.predict_on_batch(val.x[..., None].astype("float32") / 255.0)
+    history = (out / "history.csv").read_text().splitlines()
+    recorded = float(history[1].split(",")[history[0].split(",").index("val_accuracy")])
+    assert recorded == pytest.approx(float((probs.argmax(1) == val.y).mean()), abs=1e-6)
+    assert main([*args[:6], "2", *args[7:], "--resume"]) == 0  # resumes with its averages
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 2
+
+
+def test_ema_momentum_out_of_range_is_refused(teacher_run, tmp_path, capsys):
+    csv, _ = teacher_run
+    assert main(["train", "--data", str(csv), "--out", str(tmp_path / "x"), "--ema", "1.0",
+                 *TINY]) == 2
+    assert "--ema must lie in [0, 1)" in capsys.readouterr().err

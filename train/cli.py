@@ -51,6 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default=d.optimizer,
                    help="AdamW, or SGD with Nesterov momentum (default %(default)s)")
     p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    p.add_argument("--ema", type=float, default=d.ema, metavar="MOMENTUM",
+                   help="keep an exponential moving average of the weights with this momentum "
+                   "(e.g. 0.999): PublicTest is scored, and the best checkpoint and the "
+                   "model saved, with the averaged weights (default 0: off)")
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default=d.precision,
                    help="training precision; mixed_bfloat16 is about twice as fast on CPUs "
                    "with avx512_bf16 (the saved model is float32 either way)")
@@ -108,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         class_weights=args.class_weights, augment=not args.no_augment,
         prior_correction=not args.no_prior_correction, patience=args.patience, seed=args.seed,
         ferplus=args.ferplus, ferplus_weight=args.ferplus_weight, optimizer=args.optimizer,
-        momentum=args.momentum, precision=args.precision, task=args.task,
+        momentum=args.momentum, ema=args.ema, precision=args.precision, task=args.task,
         teacher=_teacher(args.teacher),
         init_from=args.init_from, distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature,

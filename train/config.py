@@ -44,6 +44,7 @@ class TrainConfig:
     init_from: str | None = None
     optimizer: str = "adamw"
     momentum: float = 0.9
+    ema: float = 0.0  # momentum of the weights' moving average; 0: none
     precision: str = "float32"
     limit: int | None = None
     cache_dir: str | None = None
@@ -60,6 +61,8 @@ class TrainConfig:
             raise ConfigError("--lr must be positive")
         if not 0.0 <= self.ferplus_weight <= 1.0:
             raise ConfigError("--ferplus-weight must lie in [0, 1]")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError("--ema must lie in [0, 1) (0: no moving average; 0.999 is usual)")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.precision not in PRECISIONS:

@@ -7,6 +7,7 @@ import csv
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..runtime.errors import ConfigError
@@ -81,7 +82,8 @@ def epoch_callback(out: Path, cfg: TrainConfig, history: list[dict[str, float]])
                    **{k: float(logs.get(k, float("nan"))) for k in HISTORY_KEYS[2:6]}}
             best = max((h["val_accuracy"] for h in history), default=-1.0)
             if row["val_accuracy"] > best:
-                _save_atomically(self.model, out / "best.keras")
+                with averaged_weights(self.model):  # what PublicTest scored
+                    _save_atomically(self.model, out / "best.keras")
             _save_atomically(self.model, out / "last.keras")
             append_history(out / "history.csv", row)
             history.append(row)
@@ -95,6 +97,33 @@ def epoch_callback(out: Path, cfg: TrainConfig, history: list[dict[str, float]])
                 self.model.stop_training = True
 
     return RunKeeper()
+
+
+def averaged_validation(cfg: TrainConfig) -> list:
+    """With ``--ema``, the callback that scores PublicTest with the averaged weights."""
+    import keras
+
+    return [keras.callbacks.SwapEMAWeights()] if cfg.ema else []
+
+
+@contextmanager
+def averaged_weights(model):
+    """The optimizer's moving average of the weights in place of the weights, for the
+    duration (nothing changes without ``--ema``); the trained weights come back after."""
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    if not getattr(optimizer, "use_ema", False):
+        yield
+        return
+    weights = optimizer._trainable_variables  # noqa: SLF001 - Keras keeps the pairing here
+    averages = optimizer._model_variables_moving_average  # noqa: SLF001
+    kept = [w.numpy() for w in weights]
+    for weight, average in zip(weights, averages, strict=True):
+        weight.assign(average)
+    try:
+        yield
+    finally:
+        for weight, value in zip(weights, kept, strict=True):
+            weight.assign(value)
 
 
 def stopped_early(history, cfg: TrainConfig) -> bool:

@@ -25,6 +25,7 @@ import numpy as np
 from .config import TrainConfig
 from .report import choose_prior_correction, fold_into_logits, predict_probs, write_report
 from .run_folder import (
+    averaged_validation,
     configure_logging,
     epoch_callback,
     prepare_run_dir,
@@ -38,11 +39,13 @@ log = logging.getLogger(__name__)
 def _compile(model, cfg: TrainConfig) -> None:
     import keras
 
+    average = {"use_ema": cfg.ema > 0, "ema_momentum": cfg.ema or 0.99}
     if cfg.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum, nesterov=True,
-                                         weight_decay=cfg.weight_decay)
+                                         weight_decay=cfg.weight_decay, **average)
     else:
-        optimizer = keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
+        optimizer = keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                           **average)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
@@ -114,7 +117,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     if len(history) < cfg.epochs and not stopped_early(history, cfg):
         model.fit(ds, epochs=cfg.epochs, initial_epoch=len(history), steps_per_epoch=steps,
                   validation_data=(val_x, val_t), class_weight=class_weight,
-                  callbacks=[epoch_callback(out, cfg, history)],
+                  callbacks=[*averaged_validation(cfg), epoch_callback(out, cfg, history)],
                   verbose=1 if sys.stdout.isatty() else 2)
     train_seconds = time.time() - started
 
