@@ -12,7 +12,7 @@ FERPLUS ?= ../shared/data/ferplus/fer2013new.csv
 PYTEST_ARGS ?=
 PORT   ?= 7860
 
-.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-student train-accurate train-accurate-sd train-accurate-sd-ema train-accurate-ft train-ferplus checkpoint bundle-default bundle-accurate bundle-ferplus readme compare-quantizers
+.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-student train-student-long train-accurate train-accurate-sd train-accurate-sd-ema train-accurate-ft train-ferplus checkpoint bundle-default bundle-accurate bundle-ferplus readme compare-quantizers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +105,14 @@ STUDENT := --model vgg_fast --teacher $(ACCURATE_BASE) --distill-weight 0.7 \
 	--precision mixed_bfloat16 --patience 30
 train-student: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,student,$(STUDENT))
+## the long student: vgg_fast with two last-stage convolutions (1.25M parameters, 0.51x the
+## peer's TFLite time in reports/student_shapes.json), 150 epochs with a weight average; it
+## outlives a session: resume with the same command (checkpoints/student-long.zip)
+STUDENT_LONG := --model vgg_fast --model-arg 'depths=[2,2,2,2]' --teacher $(ACCURATE_BASE) \
+	--distill-weight 0.7 --distill-temperature 2 --epochs 150 --optimizer adamw --lr 2e-3 \
+	--weight-decay 5e-4 --ema 0.999 --precision mixed_bfloat16 --patience 150
+train-student-long: $(VENV)/.stamp-dev $(ACCURATE_BASE)
+	$(call train_run,student-long,$(STUDENT_LONG))
 
 ## the 8-class FER+ model: the accurate run's features (the same weights as the first bundled
 ## accurate model), fine-tuned on the FER+ votes
