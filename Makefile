@@ -12,7 +12,7 @@ FERPLUS ?= ../shared/data/ferplus/fer2013new.csv
 PYTEST_ARGS ?=
 PORT   ?= 7860
 
-.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-student train-student-long train-accurate train-accurate-sd train-accurate-sd-ema train-accurate-ft train-ferplus checkpoint bundle-default bundle-accurate bundle-ferplus readme compare-quantizers
+.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-student train-student-long train-accurate train-accurate-sd train-accurate-sd-ema train-ferplus checkpoint bundle-default bundle-accurate bundle-ferplus readme compare-quantizers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -77,19 +77,17 @@ ACCURATE := --model vgg_wide --epochs 80 --optimizer adamw --lr 1.5e-3 --weight-
 train-accurate: $(VENV)/.stamp-dev
 	$(call train_run,accurate,$(ACCURATE))
 
-## a second stage on the accurate run's model: its own weights to start from, and (for -sd)
+## a second stage on the accurate run's model: its own weights to start from, and
 ## its mirror-averaged predictions as soft targets (self-distillation); -sd-ema also averages
-## the weights; -ft is the same schedule without the teacher, the control
+## the weights
 ACCURATE_BASE := runs/accurate/model.keras
-ACCURATE_FT := --model vgg_wide --init-from $(ACCURATE_BASE) --epochs 25 --optimizer adamw \
+ACCURATE_STAGE2 := --model vgg_wide --init-from $(ACCURATE_BASE) --epochs 25 --optimizer adamw \
 	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 30
 train-accurate-sd: $(VENV)/.stamp-dev $(ACCURATE_BASE)
-	$(call train_run,accurate-sd,$(ACCURATE_FT) --teacher $(ACCURATE_BASE) \
+	$(call train_run,accurate-sd,$(ACCURATE_STAGE2) --teacher $(ACCURATE_BASE) \
 	  --distill-weight 0.6 --distill-temperature 1.5)
-train-accurate-ft: $(VENV)/.stamp-dev $(ACCURATE_BASE)
-	$(call train_run,accurate-ft,$(ACCURATE_FT))
 train-accurate-sd-ema: $(VENV)/.stamp-dev $(ACCURATE_BASE)
-	$(call train_run,accurate-sd-ema,$(ACCURATE_FT) --teacher $(ACCURATE_BASE) \
+	$(call train_run,accurate-sd-ema,$(ACCURATE_STAGE2) --teacher $(ACCURATE_BASE) \
 	  --distill-weight 0.6 --distill-temperature 1.5 --ema 0.999)
 $(ACCURATE_BASE):
 	$(MAKE) train-accurate
