@@ -77,10 +77,12 @@ ACCURATE := --model vgg_wide --epochs 80 --optimizer adamw --lr 1.5e-3 --weight-
 train-accurate: $(VENV)/.stamp-dev
 	$(call train_run,accurate,$(ACCURATE))
 
-## a second stage on the accurate run's model: its own weights to start from, and
+## a second stage on the bundled accurate model (ACCURATE_BASE; the students and ferplus start
+## from it too: if accurate is ever replaced, point ACCURATE_BASE at the model they used): its
+## own weights to start from, and
 ## its mirror-averaged predictions as soft targets (self-distillation); -sd-ema also averages
 ## the weights
-ACCURATE_BASE := runs/accurate/model.keras
+ACCURATE_BASE := runtime/models/accurate.keras
 ACCURATE_STAGE2 := --model vgg_wide --init-from $(ACCURATE_BASE) --epochs 25 --optimizer adamw \
 	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 30
 train-accurate-sd: $(VENV)/.stamp-dev $(ACCURATE_BASE)
@@ -89,8 +91,6 @@ train-accurate-sd: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 train-accurate-sd-ema: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,accurate-sd-ema,$(ACCURATE_STAGE2) --teacher $(ACCURATE_BASE) \
 	  --distill-weight 0.6 --distill-temperature 1.5 --ema 0.999)
-$(ACCURATE_BASE):
-	$(MAKE) train-accurate
 
 ## the bundled default: vgg_s2, 45 epochs, no teacher
 train-default: $(VENV)/.stamp-dev
@@ -112,8 +112,7 @@ STUDENT_LONG := --model vgg_fast --model-arg 'depths=[2,2,2,2]' --teacher $(ACCU
 train-student-long: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,student-long,$(STUDENT_LONG))
 
-## the 8-class FER+ model: the accurate run's features (the same weights as the first bundled
-## accurate model), fine-tuned on the FER+ votes
+## the 8-class FER+ model: the accurate model's features, fine-tuned on the FER+ votes
 FERPLUS_RUN := --task ferplus --ferplus $(FERPLUS) --model vgg_wide \
 	--init-from $(ACCURATE_BASE) --balance-power 0.5 --epochs 20 --optimizer adamw \
 	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 10
