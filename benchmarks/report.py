@@ -234,13 +234,6 @@ def markdown(result: BenchmarkResult, plots: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
-def peer_ratio(result: BenchmarkResult) -> str | None:
-    """The headline speed sentence: the default model's int8 TFLite file against the peer's
-    TFLite file, p50 per face at the primary thread count; None unless both were measured."""
-    ratios = peer_ratios(result)
-    return ratios[0] if ratios and ratios[0].startswith(f"{DEFAULT_STEM}.") else None
-
-
 def peer_ratios(result: BenchmarkResult) -> list[str]:
     """One sentence per bundled model's int8 TFLite file (the default's first) against the
     peer's TFLite file, p50 per face at the primary thread count, for those measured."""
