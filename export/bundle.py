@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..runtime.bundled import FER2013_SOURCE, FERPLUS_SOURCE
+from ..runtime.bundled import FER2013_SOURCE, FERPLUS_SOURCE, SIZE_BUDGET, bundle_sizes
 from ..runtime.errors import ConfigError, EmotionEdgeError
 from ..runtime.labels import FERPLUS_LABELS
 from ..runtime.sidecar import read_sidecar, sha256_of, sidecar_path, write_sidecar
@@ -56,6 +56,7 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
     made = export_all(target, ExportOptions(calibration_data=data,
                                             ferplus=ferplus if eight_classes else None,
                                             overwrite=overwrite, command=_command()), rows=rows)
+    _check_budget(models_dir)
     return {"model": str(target), "accuracy": meta["accuracy"],
             "artifacts": [row.__dict__ for row in made],
             "sidecar": str(sidecar_path(target))}
@@ -103,6 +104,17 @@ def bundle_only(data: Path, only: str, name: str = "default", *,
     made = export_all(target, ExportOptions(calibration_data=data, overwrite=overwrite,
                                             command=_command()), rows=rows)
     return {"model": str(target), "artifacts": [row.__dict__ for row in made]}
+
+
+def _check_budget(models_dir: Path) -> None:
+    """Warn, naming each model's share, when the bundle outgrows ``SIZE_BUDGET``."""
+    sizes = bundle_sizes(models_dir)
+    total = sum(sizes.values())
+    if total > SIZE_BUDGET:
+        shares = ", ".join(f"{stem} {size / 1e6:.1f} MB" for stem, size in sorted(sizes.items()))
+        log.warning("the bundled models now take %.1f MB, over the %.0f MB budget (%s): "
+                    "tests/test_bundled.py will fail until a model shrinks",
+                    total / 1e6, SIZE_BUDGET / 1e6, shares)
 
 
 def _command() -> str:

@@ -42,6 +42,9 @@ DEFAULT_FORMAT: ArtifactFormat = find_format("tflite", "int8")
 FER2013_SOURCE, FERPLUS_SOURCE = "FER2013", "FER+ majority"
 #: the FER2013 splits a bundled model's sidecar records accuracy on, and their names
 ACCURACY_SPLITS = {"publictest": "PublicTest", "privatetest": "PrivateTest"}
+#: all bundled emotion models together, sidecars aside (issue 11: under 60 MB, so that the
+#: wheel and the repository stay light)
+SIZE_BUDGET = 60_000_000
 
 
 def models_dir() -> Path:
@@ -55,6 +58,17 @@ def bundled_models() -> dict[str, list[Path]]:
     for path, _ in scan_artifacts(models_dir()):
         found.setdefault(split_artifact_name(path.name)[0], []).append(path)
     return found
+
+
+def bundle_sizes(folder: Path | None = None) -> dict[str, int]:
+    """Bytes of the bundled model files by stem, sidecars aside (what ``SIZE_BUDGET`` caps)."""
+    sizes: dict[str, int] = {}
+    folder = models_dir() if folder is None else folder
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if path.is_file() and not path.name.endswith(".json"):
+            stem = path.name.split(".", 1)[0]
+            sizes[stem] = sizes.get(stem, 0) + path.stat().st_size
+    return sizes
 
 
 def _bundled_names() -> list[str]:

