@@ -114,8 +114,8 @@ STUDENT := --model vgg_fast --teacher $(ACCURATE_BASE) --distill-weight 0.7 \
 train-student: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,student,$(STUDENT))
 ## the long student: vgg_fast with two last-stage convolutions (1.25M parameters, 0.51x the
-## peer's TFLite time in reports/student_shapes.json), 150 epochs with a weight average; it
-## outlives a session: resume with the same command (checkpoints/student-long.zip)
+## peer's TFLite time in reports/student_shapes.json), 150 epochs with a weight average (about
+## 2 hours on 2 free cores; not bundled: PublicTest 67.62%, and over the size budget)
 STUDENT_LONG := --model vgg_fast --model-arg 'depths=[2,2,2,2]' --teacher $(ACCURATE_BASE) \
 	--distill-weight 0.7 --distill-temperature 2 --epochs 150 --optimizer adamw --lr 2e-3 \
 	--weight-decay 5e-4 --ema 0.999 --precision mixed_bfloat16 --patience 150
