@@ -39,6 +39,13 @@ CANDIDATES = {
                                                  "depths": (1, 2, 2, 2)}),
     "vgg_s2 32-96-192": ("vgg_s2", {"widths": (32, 96, 192)}),
     "vgg_s2 32-64-192-256": ("vgg_s2", {"widths": (32, 64, 192, 256), "depths": (2, 2, 2, 2)}),
+    # shapes that fit the size budget as the default (--room), more convolutions per stage
+    "vgg_s2 32-64-128-256 d3-3-2-1": ("vgg_s2", {"widths": (32, 64, 128, 256),
+                                                 "depths": (3, 3, 2, 1)}),
+    "vgg_s2 32-96-128-256 d2-2-2-1 fc128": ("vgg_s2", {"widths": (32, 96, 128, 256),
+                                                       "depths": (2, 2, 2, 1), "dense": 128}),
+    "vgg_s2 64-64-128-256 d2-2-2-1": ("vgg_s2", {"widths": (64, 64, 128, 256),
+                                                 "depths": (2, 2, 2, 1)}),
     "vgg_s2 64-128-256-384 (vgg_wide)": ("vgg_s2", {"widths": (64, 128, 256, 384),
                                                     "depths": (2, 2, 2, 2)}),
 }
@@ -82,7 +89,7 @@ def print_room() -> None:
     for label, (name, kwargs) in CANDIDATES.items():
         params = build_model(name, **kwargs).count_params()
         estimate = params * per_parameter
-        print(f"{label:34s} params {params:>9} ~{estimate / 1e6:5.1f} MB "
+        print(f"{label:36s} params {params:>9} ~{estimate / 1e6:5.1f} MB "
               f"{'fits' if estimate <= room else 'over'}")
 
 
@@ -136,7 +143,7 @@ def main() -> None:
         params, macs = costs.get(label, (None, None))
         rows.append({"candidate": label, "parameters": params, "macs": macs,
                      "ms": round(p50, 4), "ratio_to_peer": round(p50 / peer, 3)})
-        print(f"{label:34s} params {params or '-':>9} MACs {macs or '-':>11} "
+        print(f"{label:36s} params {params or '-':>9} MACs {macs or '-':>11} "
               f"{p50:.3f} ms  {p50 / peer:.2f}x peer")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
