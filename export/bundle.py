@@ -103,6 +103,7 @@ def bundle_only(data: Path, only: str, name: str = "default", *,
         raise ConfigError(f"{target}: no bundled model to export from; bundle a run first")
     made = export_all(target, ExportOptions(calibration_data=data, overwrite=overwrite,
                                             command=_command()), rows=rows)
+    _check_budget(models_dir)
     return {"model": str(target), "artifacts": [row.__dict__ for row in made]}
 
 
