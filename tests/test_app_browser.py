@@ -253,7 +253,11 @@ def test_webcam_stream_with_a_fake_camera(playwright, app_url, tmp_path):
         page.get_by_role("button", name="capture photo").click()
         page.locator("#ee-live-status", has_text="ms per frame").wait_for()
         page.locator("#ee-live img").first.wait_for()
-        assert "%" in page.locator("#ee-live-status").inner_text()  # a face, labelled
+        # a face, labelled: the stream's first frame may come before the camera's first
+        # picture (seen under load as "No face in view"), so wait for a labelled frame
+        labelled = page.locator("#ee-live-status", has_text="%")
+        labelled.wait_for(timeout=30_000)
+        assert "ms per frame" in labelled.inner_text()
         page.screenshot(path=str(SCREENSHOTS / "app-desktop-webcam.png"))
         page.close()
     finally:
