@@ -83,8 +83,43 @@ def test_student_learns_from_precomputed_teacher_outputs(teacher_run, tmp_path):
                   + p.predict(prepare_batch(list(x[:, :, ::-1]), p.input_spec))) / 2
     with np.load(out / CACHE_NAME) as cache:
         np.testing.assert_allclose(cache["probs"], direct, atol=1e-5)
-    config = read_sidecar(out / "model.keras")["training"]["config"]
+    training = read_sidecar(out / "model.keras")["training"]
+    config = training["config"]
     assert config["teacher"] == str(teacher) and config["distill_weight"] == 0.6
+    # the sidecar records which teacher file it was, by its sha256
+    from emotion_edge.runtime.sidecar import sha256_of
+    assert training["inputs_sha256"] == {"teacher": {str(teacher): sha256_of(teacher)}}
+
+
+def test_resume_refuses_a_replaced_teacher(teacher_run, tmp_path, capsys):
+    """A teacher replaced while a run is paused would change its targets half way."""
+    import shutil
+
+    from emotion_edge.train.checkpoint import main as checkpoint_main
+
+    csv, teacher_dir = teacher_run
+    teacher = tmp_path / "teacher.keras"
+    shutil.copy(teacher_dir / "model.keras", teacher)
+    shutil.copy(teacher_dir / "model.keras.json", tmp_path / "teacher.keras.json")
+    out = tmp_path / "student"
+    args = ["train", "--data", str(csv), "--out", str(out), "--cache-dir",
+            str(tmp_path / "cache"), "--teacher", str(teacher), *TINY]
+    assert main([*args, "--epochs", "1"]) == 0
+    recorded = json.loads((out / "inputs.json").read_text())
+    pack = tmp_path / "run.zip"
+    assert checkpoint_main(["pack", str(out), str(pack)]) == 0
+    assert checkpoint_main(["unpack", str(pack), str(tmp_path / "restored")]) == 0
+    assert json.loads((tmp_path / "restored" / "inputs.json").read_text()) == recorded
+
+    teacher.write_bytes(teacher.read_bytes() + b"changed")  # another file, same path
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"--teacher {teacher} is not the file this run started from" in err
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 1  # not trained on
+    shutil.copy(teacher_dir / "model.keras", teacher)  # put back: the resume goes on
+    assert main([*args, "--epochs", "2", "--resume"]) == 0
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 2
 
 
 def test_an_ensemble_teacher_averages_its_members(teacher_run, tmp_path):

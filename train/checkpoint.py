@@ -26,6 +26,9 @@ import numpy as np
 from ..runtime.errors import ConfigError, EmotionEdgeError
 
 TEXT_FILES = ("config.json", "history.csv")
+#: packed when the run has it: the sha256 of its teacher and --init-from files, which a
+#: resume checks (runs started before it existed lack it)
+OPTIONAL_FILES = ("inputs.json",)
 BEST_WEIGHTS = "best.float16.npz"
 MANIFEST = "checkpoint.json"
 
@@ -49,8 +52,9 @@ def pack(run_dir: str | Path, dest: str | Path) -> Path:
     tmp = dest.with_name(dest.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.write(run_dir / "last.keras", "last.keras")
-        for name in TEXT_FILES:
-            zf.write(run_dir / name, name)
+        for name in (*TEXT_FILES, *OPTIONAL_FILES):
+            if (run_dir / name).is_file():
+                zf.write(run_dir / name, name)
         zf.writestr(BEST_WEIGHTS, buf.getvalue())
         zf.writestr(MANIFEST, json.dumps(manifest, indent=2) + "\n")
     tmp.replace(dest)
@@ -73,7 +77,7 @@ def unpack(src: str | Path, run_dir: str | Path) -> Path:
         if not {"last.keras", BEST_WEIGHTS, MANIFEST, *TEXT_FILES} <= names:
             raise ConfigError(f"{src}: not a training checkpoint made by 'checkpoint pack'")
         run_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("last.keras", *TEXT_FILES):
+        for name in ("last.keras", *TEXT_FILES, *(n for n in OPTIONAL_FILES if n in names)):
             (run_dir / name).write_bytes(zf.read(name))
         with np.load(io.BytesIO(zf.read(BEST_WEIGHTS))) as saved:
             weights = [saved[f"arr_{i}"].astype(np.float32) for i in range(len(saved.files))]

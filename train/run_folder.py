@@ -4,6 +4,7 @@ history, checkpoints and early stopping."""
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import time
@@ -19,9 +20,11 @@ RUN_FILES = ("config.json", "last.keras", "best.keras", "history.csv")
 PLOT_FILES = ("learning_curves.png", "confusion_publictest.png", "confusion_privatetest.png",
               "per_class_publictest.png", "per_class_privatetest.png", "class_balance.png",
               "augmented_samples.png")
+#: the sha256 of the teacher and --init-from files, recorded when a run starts
+INPUTS_FILE = "inputs.json"
 #: everything a run writes into its folder (``--overwrite`` removes these and only these)
-RUN_OUTPUTS = (*RUN_FILES, "model.keras", "model.keras.json", "metrics.json", "train.log",
-               *PLOT_FILES)
+RUN_OUTPUTS = (*RUN_FILES, INPUTS_FILE, "model.keras", "model.keras.json", "metrics.json",
+               "train.log", *PLOT_FILES)
 HISTORY_KEYS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
 
@@ -40,6 +43,49 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
         for name in RUN_OUTPUTS:
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def input_files(cfg: TrainConfig) -> dict[str, list[str]]:
+    """The model files a run reads besides the data: its teacher(s) and ``--init-from``."""
+    from .distill import teacher_paths
+    from .warm_start import source_path
+
+    out: dict[str, list[str]] = {}
+    if cfg.teacher:
+        out["teacher"] = teacher_paths(cfg.teacher)
+    if cfg.init_from:
+        out["init_from"] = [str(source_path(cfg.init_from))]
+    return out
+
+
+def record_inputs(out: Path, cfg: TrainConfig, *, resume: bool) -> dict[str, dict[str, str]]:
+    """The sha256 of every model file the run reads, by role (``{"teacher": {path: sha}}``),
+    saved in ``inputs.json`` when the run starts. A resume checks them: a teacher replaced
+    since the start (a new bundled ``accurate``) would otherwise change the run's targets
+    half way, so it is an error that names the file. Runs started before the record existed
+    get it on their next resume."""
+    from ..runtime.sidecar import sha256_of
+
+    now = {role: {path: sha256_of(path) for path in paths}
+           for role, paths in input_files(cfg).items()}
+    path = out / INPUTS_FILE
+    if resume and path.is_file():
+        try:
+            started = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not readable ({exc}); it records the sha256 of the "
+                              "run's teacher and --init-from files") from None
+        for role, files in started.items():
+            for file, sha in files.items():
+                if now.get(role, {}).get(file) != sha:
+                    raise ConfigError(
+                        f"--{role.replace('_', '-')} {file} is not the file this run started "
+                        f"from (its sha256 was {sha[:12]}…, now "
+                        f"{now.get(role, {}).get(file, 'missing')[:12]}…); put that file back "
+                        f"to resume, or start a new run")
+        return started
+    path.write_text(json.dumps(now, indent=2) + "\n")
+    return now
 
 
 def _save_atomically(model, path: Path) -> None:

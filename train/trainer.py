@@ -30,6 +30,7 @@ from .run_folder import (
     epoch_callback,
     prepare_run_dir,
     read_history,
+    record_inputs,
     stopped_early,
 )
 from .targets import load_splits, one_hot, subsample, training_targets
@@ -63,6 +64,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     splits = load_splits(cfg)  # bad data fails before the folder is touched
     prepare_run_dir(out, resume=resume, overwrite=overwrite)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    inputs = record_inputs(out, cfg, resume=resume)
     configure_logging(out)
 
     import keras
@@ -135,7 +137,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             val_probs = predict_probs(best, val_s.x)
         log.info("prior correction tau=%g picked on PublicTest %s", tau, scores)
     return write_report(cfg, out, best, splits, val_s, val_probs, history, cost, correction,
-                   train_seconds, tf.__version__, keras.__version__)
+                        train_seconds, tf.__version__, keras.__version__, inputs)
 
 
 def _as_float32(model, cfg: TrainConfig, num_classes: int):
