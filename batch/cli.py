@@ -12,7 +12,7 @@ import logging
 
 from emotion_edge.runtime import DEFAULT_DETECTOR, RecognizerOptions
 from emotion_edge.runtime.bundled import model_help
-from emotion_edge.runtime.formats import BACKENDS
+from emotion_edge.runtime.formats import BACKENDS, backend_help
 
 from .pipeline import DEFAULT_BATCH_SIZE
 
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help=model_help())
     parser.add_argument("--backend", choices=sorted(BACKENDS), default=None,
-                        help="engine (default: the model format's own)")
+                        help=backend_help())
     parser.add_argument("--threads", type=int, default=None,
                         help="engine threads per actor (default 1)")
     parser.add_argument("--no-detect", action="store_true",

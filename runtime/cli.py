@@ -31,7 +31,7 @@ from .detectors import (
     detector_names,
 )
 from .errors import ConfigError, EmotionEdgeError
-from .formats import BACKENDS
+from .formats import BACKENDS, backend_help
 from .image import IMAGE_SUFFIXES, is_image_file
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help=model_help())
     parser.add_argument("--backend", choices=sorted(BACKENDS), default=None,
-                        help="engine (default: the model format's own)")
+                        help=backend_help())
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the engine")
     parser.add_argument("--no-detect", action="store_true",
                         help="take each whole image as one face (for face crops)")

@@ -41,6 +41,7 @@ class Backend:
     extra: str      # the pip extra that installs it
     title: str      # "LiteRT"
     engine_class: str = ""  # "emotion_edge.runtime.engines.tflite:LiteRTEngine"
+    also_reads: tuple[str, ...] = ()  # other formats it runs when asked (OpenVINO: "onnx")
 
     def available(self) -> bool:
         try:
@@ -67,9 +68,16 @@ BACKENDS: dict[str, Backend] = {
                 f"{_ENGINES}.onnx:OnnxEngine"),
         Backend("keras", "keras", "keras", "Keras/TensorFlow", f"{_ENGINES}.keras:KerasEngine"),
         Backend("openvino", "openvino", "openvino", "OpenVINO",
-                f"{_ENGINES}.openvino:OpenVINOEngine"),
+                f"{_ENGINES}.openvino:OpenVINOEngine", also_reads=("onnx",)),
     )
 }
+
+
+def backend_help() -> str:
+    """The ``--backend`` help of the commands that run a model."""
+    extra = "; ".join(f"{name} also runs {', '.join(f'.{fmt}' for fmt in b.also_reads)} files"
+                      for name, b in BACKENDS.items() if b.also_reads)
+    return f"engine (default: the model format's own{'; ' + extra if extra else ''})"
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,12 @@ class ArtifactFormat:
     @property
     def engine(self) -> Backend:
         return BACKENDS[self.backend]
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """Backends that run it: its own first, then any that also read its format."""
+        return (self.backend, *(name for name, b in BACKENDS.items()
+                                if self.format in b.also_reads and name != self.backend))
 
     @property
     def extension(self) -> str:

@@ -232,9 +232,9 @@ def _choose_backend(row: ArtifactFormat, backend: str | None) -> str:
         return row.backend
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
-    if backend != row.backend:
-        raise ConfigError(f"{row.title} models run on the {row.backend!r} backend, "
-                          f"not {backend!r}")
+    if backend not in row.backends:
+        choices = " or ".join(repr(b) for b in row.backends)
+        raise ConfigError(f"{row.title} models run on the {choices} backend, not {backend!r}")
     return backend
 
 

@@ -1,5 +1,6 @@
 """OpenVINO IR through the runtime: the bundled pair agrees with the other formats, a broken
-or incomplete pair is refused, threads and backend choice."""
+or incomplete pair is refused, threads and backend choice; OpenVINO also runs the ONNX
+files."""
 
 from __future__ import annotations
 
@@ -53,6 +54,24 @@ def test_int8_ir_agrees_with_fp32(faces):
     int8, fp32 = _probs(INT8, faces), _probs(FOLDER / "default.fp32.onnx", faces)
     assert np.mean(int8.argmax(1) == fp32.argmax(1)) >= 0.95
     np.testing.assert_allclose(int8.sum(1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_onnx_files_run_on_openvino_as_their_ir_does(faces, precision):
+    """OpenVINO reads the ONNX file itself: the same numbers as the IR made from it."""
+    onnx = FOLDER / f"default.{precision}.onnx"
+    with load_predictor(onnx, backend="openvino") as predictor:
+        info = predictor.info
+        assert (info.backend, info.format, info.precision) == ("openvino", "onnx", precision)
+        direct = predictor.predict_batch(faces, batch_size=32)
+    ir = _probs(FP32 if precision == "fp32" else INT8, faces)
+    assert len(set(ir.argmax(1))) >= 3, "the inputs should not all get one class"
+    np.testing.assert_allclose(direct, ir, atol=1e-6)
+    if precision == "fp32":  # and within fp32 parity of ONNX Runtime on the same file
+        assert np.abs(direct - _probs(onnx, faces)).max() <= 1e-4
+    with pytest.raises(ConfigError, match=f"ONNX {precision} models run on the 'onnxruntime' "
+                                          "or 'openvino' backend, not 'litert'"):
+        load_predictor(onnx, backend="litert")
 
 
 def test_names_threads_and_backend(faces):

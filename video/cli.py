@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..runtime.bundled import model_help
 from ..runtime.errors import ConfigError
-from ..runtime.formats import BACKENDS
+from ..runtime.formats import BACKENDS, backend_help
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help=model_help())
     parser.add_argument("--backend", choices=sorted(BACKENDS), default=None,
-                        help="engine (default: the model format's own)")
+                        help=backend_help())
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for the model, the detector, the decoder and encoder")
     parser.add_argument("--detector", default="blazeface",

@@ -1,4 +1,5 @@
-"""OpenVINO on the CPU: an IR model (``.xml`` + ``.bin``) compiled for any batch size."""
+"""OpenVINO on the CPU: an IR model (``.xml`` + ``.bin``), or an ONNX file OpenVINO reads
+itself (``--backend openvino`` on a ``.onnx``), compiled for any batch size."""
 
 from __future__ import annotations
 
