@@ -117,6 +117,9 @@ def test_resume_refuses_a_replaced_teacher(teacher_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--teacher {teacher} is not the file this run started from" in err
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 1  # not trained on
+    teacher.unlink()  # a missing teacher is named, not a traceback
+    assert main([*args, "--epochs", "2", "--resume"]) == 2
+    assert f"--teacher {teacher}: no such model file" in capsys.readouterr().err
     shutil.copy(teacher_dir / "model.keras", teacher)  # put back: the resume goes on
     assert main([*args, "--epochs", "2", "--resume"]) == 0
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 2
