@@ -120,6 +120,10 @@ def test_resume_refuses_a_replaced_teacher(teacher_run, tmp_path, capsys):
     teacher.unlink()  # a missing teacher is named, not a traceback
     assert main([*args, "--epochs", "2", "--resume"]) == 2
     assert f"--teacher {teacher}: no such model file" in capsys.readouterr().err
+    fresh = tmp_path / "fresh"  # and a new run with it touches nothing
+    assert main([*args[:4], str(fresh), *args[5:], "--epochs", "1"]) == 2
+    assert f"--teacher {teacher}: no such model file" in capsys.readouterr().err
+    assert not fresh.exists()
     shutil.copy(teacher_dir / "model.keras", teacher)  # put back: the resume goes on
     assert main([*args, "--epochs", "2", "--resume"]) == 0
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 2

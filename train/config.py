@@ -76,10 +76,14 @@ class TrainConfig:
             raise ConfigError("--distill-weight must lie in [0, 1]")
         if self.distill_temperature <= 0:
             raise ConfigError("--distill-temperature must be positive")
+        if self.teacher:  # a missing teacher or source fails before the run starts
+            from .distill import check_teachers
+
+            check_teachers(self.teacher)
         if self.init_from:
             from .warm_start import source_path
 
-            source_path(self.init_from)  # a missing source fails before the run starts
+            source_path(self.init_from)
         if self.ferplus and self.limit and self.task == "fer2013":
             raise ConfigError("--ferplus needs the full training split; drop --limit")
 

@@ -63,12 +63,17 @@ def _key(teacher: str | Sequence[str], x: np.ndarray) -> str:
     return "+".join(sha256_of(path) for path in teacher_paths(teacher)) + f":{digest}"
 
 
-def teacher_targets(teacher: str | Sequence[str], x: np.ndarray, labels: tuple[str, ...],
-                    run_dir: Path, temperature: float) -> np.ndarray:
-    """Softened teacher probabilities for the training images, computed once per run."""
+def check_teachers(teacher: str | Sequence[str]) -> None:
+    """``ConfigError`` naming the first teacher file that is not there."""
     for path in teacher_paths(teacher):
         if not Path(path).is_file():
             raise ConfigError(f"--teacher {path}: no such model file")
+
+
+def teacher_targets(teacher: str | Sequence[str], x: np.ndarray, labels: tuple[str, ...],
+                    run_dir: Path, temperature: float) -> np.ndarray:
+    """Softened teacher probabilities for the training images, computed once per run."""
+    check_teachers(teacher)
     cache = run_dir / CACHE_NAME
     key = _key(teacher, x)
     probs = None

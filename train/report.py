@@ -49,7 +49,7 @@ def fold_into_logits(model, shift: np.ndarray) -> None:
 
 def write_report(cfg, out, model, splits, val_s, val_probs, history, cost, correction,
                  train_seconds, tf_version, keras_version,
-                 inputs: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+                 inputs: dict[str, dict[str, str]]) -> dict[str, Any]:
     """Evaluate the final model on both splits, write the plots, ``metrics.json`` and
     ``model.keras`` with its sidecar (which records the config, the data's sha256 and
     ``inputs``: the sha256 of the teacher and ``--init-from`` files)."""
@@ -99,7 +99,7 @@ def write_report(cfg, out, model, splits, val_s, val_probs, history, cost, corre
         "training": {
             "config": asdict(cfg),
             "data_sha256": sha256_of(cfg.data),
-            "inputs_sha256": inputs or {},
+            "inputs_sha256": inputs,
             "epochs_run": len(history),
             "best_epoch": metrics["best_epoch"],
             "prior_correction_tau": correction["tau"],

@@ -66,12 +66,8 @@ def record_inputs(out: Path, cfg: TrainConfig, *, resume: bool) -> dict[str, dic
     get it on their next resume."""
     from ..runtime.sidecar import sha256_of
 
-    now: dict[str, dict[str, str]] = {}
-    for role, paths in input_files(cfg).items():
-        for file in paths:
-            if not Path(file).is_file():
-                raise ConfigError(f"--{role.replace('_', '-')} {file}: no such model file")
-            now.setdefault(role, {})[file] = sha256_of(file)
+    now = {role: {file: sha256_of(file) for file in files}
+           for role, files in input_files(cfg).items()}  # validate() saw that they exist
     path = out / INPUTS_FILE
     if resume and path.is_file():
         try:
@@ -85,7 +81,7 @@ def record_inputs(out: Path, cfg: TrainConfig, *, resume: bool) -> dict[str, dic
                     raise ConfigError(
                         f"--{role.replace('_', '-')} {file} is not the file this run started "
                         f"from (its sha256 was {sha[:12]}…, now "
-                        f"{now.get(role, {}).get(file, 'not a teacher')[:12]}…); put that file "
+                        f"{now.get(role, {}).get(file, 'not given')[:12]}…); put that file "
                         f"back to resume, or start a new run")
         return started
     path.write_text(json.dumps(now, indent=2) + "\n")

@@ -55,12 +55,12 @@ def _compile(model, cfg: TrainConfig) -> None:
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
-    cfg.validate()
     out = Path(cfg.out)
     if resume and (out / "config.json").is_file():
         saved = TrainConfig.load(out / "config.json")
         saved.epochs = cfg.epochs  # the one thing a resume may extend
         cfg = saved
+    cfg.validate()  # the config the run goes on with
     splits = load_splits(cfg)  # bad data fails before the folder is touched
     prepare_run_dir(out, resume=resume, overwrite=overwrite)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
