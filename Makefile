@@ -12,7 +12,7 @@ FERPLUS ?= ../shared/data/ferplus/fer2013new.csv
 PYTEST_ARGS ?=
 PORT   ?= 7860
 
-.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-student train-student-long train-student-ens train-accurate train-accurate-sd train-accurate-sd-ema train-accurate-ba train-ferplus checkpoint bundle-default bundle-accurate bundle-ferplus readme compare-quantizers
+.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-student train-student-long train-student-ens train-student-views train-accurate train-accurate-sd train-accurate-sd-ema train-accurate-ba train-ferplus train-ferplus-long checkpoint bundle-default bundle-accurate bundle-ferplus readme compare-quantizers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -134,6 +134,15 @@ STUDENT_ENS := --model vgg_fast --model-arg 'depths=[3,3,2,1]' --teacher $(ACCUR
 	--precision mixed_bfloat16 --patience 150
 train-student-ens: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,student-ens,$(STUDENT_ENS))
+## the same student and teachers with consistent teaching: 10 fixed views of every training
+## image, each scored by both teachers (--teacher-views 10; about 20 minutes of scoring, then
+## about 2.2 hours of training on 2 free cores)
+STUDENT_VIEWS := --model vgg_fast --model-arg 'depths=[3,3,2,1]' --teacher $(ACCURATE_BASE) \
+	--teacher teachers/accurate-ba.keras --teacher-views 10 --distill-weight 0.7 \
+	--distill-temperature 2 --epochs 150 --optimizer adamw --lr 2e-3 --weight-decay 5e-4 \
+	--ema 0.999 --precision mixed_bfloat16 --patience 150
+train-student-views: $(VENV)/.stamp-dev $(ACCURATE_BASE)
+	$(call train_run,student-views,$(STUDENT_VIEWS))
 
 ## the 8-class FER+ model: the accurate model's features, fine-tuned on the FER+ votes
 FERPLUS_RUN := --task ferplus --ferplus $(FERPLUS) --model vgg_wide \
@@ -141,6 +150,14 @@ FERPLUS_RUN := --task ferplus --ferplus $(FERPLUS) --model vgg_wide \
 	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 10
 train-ferplus: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,ferplus,$(FERPLUS_RUN))
+## the 8-class FER+ model from scratch: accurate's recipe (vgg_wide, 80 epochs) on the FER+
+## votes alone, so no feature is learnt from FER2013's noisier labels (about 2.5 hours on 2
+## free cores, so it outlives a session: the same command resumes it)
+FERPLUS_LONG := --task ferplus --ferplus $(FERPLUS) --model vgg_wide --balance-power 0.5 \
+	--epochs 80 --optimizer adamw --lr 1.5e-3 --weight-decay 5e-4 --precision mixed_bfloat16 \
+	--patience 80
+train-ferplus-long: $(VENV)/.stamp-dev
+	$(call train_run,ferplus-long,$(FERPLUS_LONG))
 
 ## pack runs/$(RUN) into its one committed checkpoint file, checkpoints/$(RUN).zip (replaces it)
 checkpoint: $(VENV)/.stamp-dev

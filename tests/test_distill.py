@@ -160,11 +160,95 @@ def test_student_targets_mix_labels_and_teacher(teacher_run, tmp_path):
     splits = load_fer2013(csv, tmp_path / "cache")
     cfg = TrainConfig(data=str(csv), out=str(tmp_path), teacher=str(teacher_dir / "model.keras"),
                       distill_weight=0.25, distill_temperature=2.0)
-    targets = training_targets(cfg, splits, splits["train"], tmp_path)
+    targets, views = training_targets(cfg, splits, splits["train"], tmp_path)
+    assert views is None
     soft = teacher_targets(cfg.teacher, splits["train"].x, splits["train"].labels, tmp_path, 2.0)
     onehot = np.eye(7, dtype=np.float32)[splits["train"].y]
     np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * soft, atol=1e-6)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_consistent_teaching_scores_every_view(teacher_run, tmp_path):
+    """--teacher-views: the teacher's part of each view's targets is its own score of that
+    view (with its mirror image), not of the clean image."""
+    from emotion_edge.data.datasets import load_fer2013
+    from emotion_edge.train.config import TrainConfig
+    from emotion_edge.train.distill import VIEWS_NAME, teacher_probabilities
+    from emotion_edge.train.targets import training_targets
+
+    csv, teacher_dir = teacher_run
+    splits = load_fer2013(csv, tmp_path / "cache")
+    train = splits["train"]
+    teacher = str(teacher_dir / "model.keras")
+    cfg = TrainConfig(data=str(csv), out=str(tmp_path), teacher=teacher, distill_weight=0.25,
+                      distill_temperature=1.0, teacher_views=3)
+    targets, views = training_targets(cfg, splits, train, tmp_path)
+    assert views.shape == (3, *train.x.shape) and targets.shape == (3, len(train.x), 7)
+    np.testing.assert_array_equal(views[0], train.x)  # view 0 is the image itself
+    for v in (1, 2):  # the others are augmented, each differently
+        assert np.abs(views[v].astype(int) - train.x).mean() > 5
+    assert np.abs(views[1].astype(int) - views[2]).mean() > 5
+    onehot = np.eye(7, dtype=np.float32)[train.y]
+    scored = [teacher_probabilities(teacher, view, train.labels) for view in views]
+    for v in range(3):
+        np.testing.assert_allclose(targets[v], 0.75 * onehot + 0.25 * scored[v], atol=1e-5)
+    assert np.abs(scored[1] - scored[0]).max() > 1e-3  # the views' scores are news
+    # cached: a second call is served the same views, a different count is not
+    again, views_again = training_targets(cfg, splits, train, tmp_path)
+    np.testing.assert_array_equal(views_again, views)
+    np.testing.assert_allclose(again, targets, atol=1e-6)
+    with np.load(tmp_path / VIEWS_NAME) as cache:
+        assert cache["views"].shape[0] == 3
+    cfg.teacher_views = 2
+    fewer, two = training_targets(cfg, splits, train, tmp_path)
+    assert two.shape[0] == 2 and fewer.shape[0] == 2
+    # a run trains on them, and its sidecar says how it was taught
+    out = tmp_path / "student"
+    assert main(["train", "--data", str(csv), "--out", str(out), "--epochs", "1",
+                 "--cache-dir", str(tmp_path / "cache"), "--teacher", teacher,
+                 "--teacher-views", "2", *TINY]) == 0
+    assert read_sidecar(out / "model.keras")["training"]["config"]["teacher_views"] == 2
+    with np.load(out / VIEWS_NAME) as cache:
+        assert cache["probs"].shape == (2, len(train.x), 7)
+
+
+def test_view_batches_pair_each_view_with_its_own_targets():
+    from emotion_edge.train.augment import AugmentConfig, training_dataset
+
+    rng = np.random.default_rng(0)
+    k, n, c = 3, 12, 4
+    views = rng.integers(0, 256, (k, n, 6, 6), dtype=np.uint8)
+    targets = rng.random((k, n, c)).astype(np.float32)
+    y = np.arange(n) % c
+    ds = training_dataset(views[0], targets, y, batch_size=8, steps=1, balance_power=1.0,
+                          augment=AugmentConfig(), seed=0, scale=1 / 255, offset=0.0,
+                          views=views)
+    seen = set()
+    for images, t in ds.take(30):
+        for image, row in zip(images.numpy()[..., 0], t.numpy(), strict=True):
+            pixels = np.rint(image * 255).astype(np.uint8)
+            match = [(v, i, m) for v in range(k) for i in range(n) for m in (0, 1)
+                     if np.array_equal(views[v, i][:, ::-1] if m else views[v, i], pixels)]
+            assert len(match) == 1, "a batch image is a view, as is or mirrored, unchanged"
+            v, i, mirrored = match[0]
+            np.testing.assert_allclose(row, targets[v, i])
+            seen.add((v, mirrored))
+    assert seen == {(v, m) for v in range(k) for m in (0, 1)}  # every view, both ways
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--teacher-views", "3"], "--teacher-views needs a --teacher"),
+    (["--teacher-views", "1", "--teacher", "T"], "at least 2 views"),
+    (["--teacher-views", "3", "--teacher", "T", "--no-augment"], "--no-augment"),
+])
+def test_teacher_views_are_checked(teacher_run, tmp_path, capsys, extra, message):
+    csv, teacher_dir = teacher_run
+    extra = [str(teacher_dir / "model.keras") if a == "T" else a for a in extra]
+    out = tmp_path / "s"
+    assert main(["train", "--data", str(csv), "--out", str(out), "--epochs", "1",
+                 *extra, *TINY]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_teacher_with_other_labels_is_refused(teacher_run, tmp_path, capsys):

@@ -75,13 +75,18 @@ def _affine_matrices(batch: int, size: float, cfg: AugmentConfig) -> tf.Tensor:
     return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
 
+def flip_batch(images: tf.Tensor) -> tf.Tensor:
+    """Mirror each image of a ``(B, H, W, C)`` batch with probability 1/2."""
+    flip = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
+    return tf.where(flip, tf.image.flip_left_right(images), images)
+
+
 def augment_batch(images: tf.Tensor, cfg: AugmentConfig) -> tf.Tensor:
     """Augment a float batch ``(B, H, W, C)`` in [0, 1]."""
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
     if cfg.flip:
-        flip = tf.random.uniform([batch, 1, 1, 1]) < 0.5
-        images = tf.where(flip, tf.image.flip_left_right(images), images)
+        images = flip_batch(images)
     transforms = _affine_matrices(batch, tf.cast(width, tf.float32), cfg)
     images = tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
@@ -116,22 +121,36 @@ def _random_erase(images, batch, height, width, cfg: AugmentConfig):
 
 def training_dataset(x: np.ndarray, targets: np.ndarray, y: np.ndarray, *, batch_size: int,
                      steps: int, balance_power: float, augment: AugmentConfig | None,
-                     seed: int, scale: float, offset: float) -> tf.data.Dataset:
+                     seed: int, scale: float, offset: float,
+                     views: np.ndarray | None = None) -> tf.data.Dataset:
     """Endless balanced, augmented batches of ``(images, targets)``; ``steps`` per epoch.
 
     Augmentation works on pixels in [0, 1]; the batch then becomes model input as the input
-    spec says (``pixel * scale + offset``, pixel in [0, 255]).
+    spec says (``pixel * scale + offset``, pixel in [0, 255]). With ``views`` (``(K, N, H,
+    W)``, targets ``(K, N, C)``: see ``distill.view_targets``) each drawn image is one of its
+    K views at random, with that view's targets, and is only mirrored (when ``augment``
+    flips), since the targets were scored on the view.
     """
-    x_all = tf.constant(x[..., None] if x.ndim == 3 else x)
+    if views is None:
+        x_all = tf.constant(x[..., None] if x.ndim == 3 else x)
+    else:
+        x_all = tf.constant(views[..., None])
     t_all = tf.constant(targets.astype(np.float32))
-    num_classes = targets.shape[1]
+    num_classes = targets.shape[-1]
     ds = _index_stream(y, num_classes, balance_power, seed).batch(batch_size, drop_remainder=True)
 
     def load(idx):
-        images = tf.cast(tf.gather(x_all, idx), tf.float32) / 255.0
-        if augment is not None:
-            images = augment_batch(images, augment)
-        return images * (255.0 * scale) + offset, tf.gather(t_all, idx)
+        if views is None:
+            images = tf.cast(tf.gather(x_all, idx), tf.float32) / 255.0
+            if augment is not None:
+                images = augment_batch(images, augment)
+            return images * (255.0 * scale) + offset, tf.gather(t_all, idx)
+        view = tf.random.uniform(tf.shape(idx), 0, len(views), dtype=tf.int64)
+        pick = tf.stack([view, idx], axis=1)
+        images = tf.cast(tf.gather_nd(x_all, pick), tf.float32) / 255.0
+        if augment is not None and augment.flip:
+            images = flip_batch(images)
+        return images * (255.0 * scale) + offset, tf.gather_nd(t_all, pick)
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

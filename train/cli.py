@@ -44,6 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of the teacher in the targets (default %(default)s)")
     p.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
                    help="softening of the teacher's probabilities (default %(default)s)")
+    p.add_argument("--teacher-views", type=int, default=d.teacher_views, metavar="K",
+                   help="consistent teaching: K fixed views of each training image (the "
+                        "image and K-1 augmented ones, made once), each scored by the "
+                        "teacher; the student sees a view with the teacher's probabilities "
+                        "for that view, and training only mirrors (default 0: the teacher "
+                        "scores the image alone and training augments freely)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this model's weights (a .keras file or a bundled name, "
                    "same architecture): every layer whose shapes match is copied, a head of "
@@ -115,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         momentum=args.momentum, ema=args.ema, precision=args.precision, task=args.task,
         teacher=_teacher(args.teacher),
         init_from=args.init_from, distill_weight=args.distill_weight,
-        distill_temperature=args.distill_temperature,
+        distill_temperature=args.distill_temperature, teacher_views=args.teacher_views,
         limit=args.limit, cache_dir=args.cache_dir, model_kwargs=_model_kwargs(args.model_arg),
     )
     metrics = train(cfg, resume=args.resume, overwrite=args.overwrite)

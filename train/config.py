@@ -41,6 +41,7 @@ class TrainConfig:
     teacher: str | list[str] | None = None  # a model, or an ensemble's members
     distill_weight: float = 0.7
     distill_temperature: float = 2.0
+    teacher_views: int = 0  # fixed views an image, each scored by the teacher; 0: the image
     init_from: str | None = None
     optimizer: str = "adamw"
     momentum: float = 0.9
@@ -76,6 +77,12 @@ class TrainConfig:
             raise ConfigError("--distill-weight must lie in [0, 1]")
         if self.distill_temperature <= 0:
             raise ConfigError("--distill-temperature must be positive")
+        if self.teacher_views and (self.teacher_views < 2 or not self.teacher):
+            raise ConfigError("--teacher-views needs a --teacher and at least 2 views (the "
+                              "image and one augmented view); 0 scores the image alone")
+        if self.teacher_views and not self.augment:
+            raise ConfigError("--teacher-views makes augmented views: it cannot go with "
+                              "--no-augment")
         if self.teacher:  # a missing teacher or source fails before the run starts
             from .distill import check_teachers
 

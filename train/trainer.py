@@ -86,10 +86,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
 
     steps = cfg.steps_per_epoch or max(len(train_s) // cfg.batch_size, 1)
     aug = AugmentConfig() if cfg.augment else None
-    ds = training_dataset(train_s.x, training_targets(cfg, splits, train_s, out), train_s.y,
-                          batch_size=cfg.batch_size, steps=steps,
+    targets, views = training_targets(cfg, splits, train_s, out)
+    ds = training_dataset(train_s.x, targets, train_s.y, batch_size=cfg.batch_size, steps=steps,
                           balance_power=cfg.balance_power, augment=aug, seed=cfg.seed,
-                          scale=spec.scale, offset=spec.offset)
+                          scale=spec.scale, offset=spec.offset, views=views)
     val_x = val_s.x[..., None].astype(np.float32) * spec.scale + spec.offset
     val_t = one_hot(val_s.y, k)
 
