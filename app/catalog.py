@@ -2,11 +2,12 @@
 loaded recognizers so switching backends needs no restart.
 
 Artifacts are found through the format registry (``runtime/formats.py``): every complete
-artifact in the models folder named with a registry suffix and with a sidecar is one entry
-(an OpenVINO ``.xml`` with its ``.bin`` is one entry). Beside other models each entry is
-named after its model too ("accurate · TFLite int8"), the default model's first. An entry
-whose engine is not installed stays in the menu, marked unavailable with the extra to
-install.
+artifact in the models folder named with a registry suffix and with a sidecar is an entry
+(an OpenVINO ``.xml`` with its ``.bin`` is one entry), on its format's own backend, and once
+more on each other backend that reads its format ("ONNX int8 on OpenVINO") unless the model
+has that backend's own file at the same precision. Beside other models each entry is named
+after its model too ("accurate · TFLite int8"), the default model's first. An entry whose
+engine is not installed stays in the menu, marked unavailable with the extra to install.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ from ..runtime.detectors import DEFAULT_DETECTOR
 from ..runtime.detectors import DETECTORS as DETECTOR_REGISTRY
 from ..runtime.errors import ConfigError, ModelLoadError
 from ..runtime.formats import (
+    BACKENDS,
     FORMATS,
     MODEL_EXTENSIONS,
     ArtifactFormat,
+    Backend,
+    backend_entries,
+    backend_title,
     format_of,
     scan_artifacts,
-    split_artifact_name,
+    stem_of,
 )
 from ..runtime.sidecar import read_sidecar
 
@@ -60,14 +65,18 @@ class ModelChoice:
     format: ArtifactFormat
     title: str                 # "TFLite int8", or "ferplus · TFLite int8" beside other stems
     stem: str = DEFAULT_STEM   # the model it belongs to: "default", "accurate", "ferplus"
+    backend: str | None = None  # the engine running it; None: its format's own
+
+    @property
+    def engine(self) -> Backend:
+        return BACKENDS[self.backend or self.format.backend]
 
     @property
     def unavailable(self) -> str | None:
         """Why it cannot run here, e.g. "pip install 'emotion-edge[keras]'"; None if it can.
         Checked each time it is asked (an engine may be installed while the app runs)."""
         importlib.invalidate_caches()
-        engine = self.format.engine
-        return None if engine.available() else engine.install_hint
+        return None if self.engine.available() else self.engine.install_hint
 
     @property
     def key(self) -> str:
@@ -82,11 +91,6 @@ class ModelChoice:
     def label(self) -> str:
         """The dropdown text."""
         return self.title if self.available else f"{self.title} (unavailable: {self.unavailable})"
-
-
-def _stem(path: Path, row: ArtifactFormat) -> str:
-    split = split_artifact_name(path.name)
-    return split[0] if split else path.name[:-len(row.extension)]
 
 
 def _row_of(path: Path) -> ArtifactFormat | None:
@@ -109,15 +113,17 @@ def scan_folder(folder: str | os.PathLike) -> list[Path]:
 def _menu_entries(paths: Sequence[Path]) -> list[ModelChoice]:
     rows = [(path, _row_of(path)) for path in paths]
     known = [(path, row) for path, row in rows if row is not None]
-    stems = {_stem(path, row) for path, row in known}
+    stems = {stem_of(path, row) for path, row in known}
     order = {row.key: i for i, row in enumerate(FORMATS)}
-    known.sort(key=lambda item: (_stem(*item) != DEFAULT_STEM, _stem(*item),
+    known.sort(key=lambda item: (stem_of(*item) != DEFAULT_STEM, stem_of(*item),
                                  order[item[1].key]))
     entries = []
-    for path, row in known:
-        stem = _stem(path, row)
-        title = row.title if len(stems) == 1 else f"{stem} · {row.title}"
-        entries.append(ModelChoice(path=path, format=row, title=title, stem=stem))
+    for path, row, backend in backend_entries(known):
+        stem = stem_of(path, row)
+        title = backend_title(row, backend)
+        title = title if len(stems) == 1 else f"{stem} · {title}"
+        entries.append(ModelChoice(path=path, format=row, title=title, stem=stem,
+                                   backend=None if backend == row.backend else backend))
     titles = Counter(entry.title for entry in entries)
     return [replace(e, title=f"{e.title} ({e.path.parent.name}/)") if titles[e.title] > 1 else e
             for e in entries]
@@ -161,7 +167,7 @@ def default_choice(choices: Sequence[ModelChoice],
                 return choice
     available = [c for c in choices if c.available]
     for choice in available:
-        if choice.format == DEFAULT_FORMAT:
+        if choice.format == DEFAULT_FORMAT and choice.backend is None:
             return choice
     return available[0] if available else None
 
@@ -174,7 +180,8 @@ def _aliases(choices: Sequence[ModelChoice]) -> dict[str, ModelChoice]:
     for choice in choices:
         aliases.setdefault(choice.path.name, choice)
         if choice.stem == DEFAULT_STEM:
-            aliases.setdefault(choice.format.title, choice)
+            aliases.setdefault(backend_title(choice.format, choice.backend
+                                             or choice.format.backend), choice)
     return aliases
 
 
@@ -203,9 +210,10 @@ class RecognizerPool:
         from ..runtime.recognizer import EmotionRecognizer, RecognizerOptions
 
         importlib.invalidate_caches()  # availability is checked now, not at start-up
-        choice.format.engine.require()  # raises BackendUnavailableError naming the extra
+        choice.engine.require()  # raises BackendUnavailableError naming the extra
         whole = detector == "whole-image"
-        options = RecognizerOptions(model=choice.path, threads=self.threads,
+        options = RecognizerOptions(model=choice.path, backend=choice.backend,
+                                    threads=self.threads,
                                     detect_faces=not whole,
                                     detector=DEFAULT_DETECTOR if whole else detector,
                                     max_faces=MAX_FACES)

@@ -232,7 +232,7 @@ class AppService:
         lines = [
             f"### {choice.title}",
             f"- **File:** `{choice.path.name}` ({size}), {choice.format.description}",
-            f"- **Runs on:** {choice.format.engine.title}"
+            f"- **Runs on:** {choice.engine.title}"
             + ("" if choice.available else f" — not installed here: `{choice.unavailable}`"),
             f"- **Labels:** {', '.join(sidecar['labels'])}",
             f"- **Input:** {spec.height}x{spec.width}x{spec.channels} {spec.color}, "

@@ -74,9 +74,10 @@ def analyze_clip(service: Any, clip: Any, backend: str | None,
         raise BadImageError("no video: upload a clip first")
     choice = service.pool.choice(backend)
     if choice.unavailable:
-        choice.format.engine.require()
+        choice.engine.require()
     whole = detector == "whole-image"
-    recognizer = RecognizerOptions(model=choice.path, threads=service.pool.threads,
+    recognizer = RecognizerOptions(model=choice.path, backend=choice.backend,
+                                   threads=service.pool.threads,
                                    detect_faces=not whole,
                                    detector="blazeface" if whole else detector,
                                    max_faces=MAX_FACES)

@@ -38,6 +38,7 @@ from ..data.benchmark import (
 from ..data.metrics import classification_report
 from ..data.versions import installed_version, installed_versions
 from ..runtime.errors import DataError
+from ..runtime.formats import BACKENDS
 from ..runtime.image import IMAGE_SUFFIXES
 from ..runtime.sidecar import InputSpec
 from .datasets import FERPLUS_SET, CropStore, EvalSet, eval_sets
@@ -165,8 +166,8 @@ def empty_row(target: Target, sets: list[EvalSet], options: BenchOptions) -> Row
     return Row(
         artifact=target.name, stem=target.stem, model=target.sidecar.get("name"),
         title=target.title, format=row.format if row else None,
-        precision=row.precision if row else None, backend=row.backend if row else None,
-        engine_version=engine_version(row.engine.module) if row else None,
+        precision=row.precision if row else None, backend=target.backend,
+        engine_version=engine_version(BACKENDS[target.backend].module) if row else None,
         peer=target.peer, path=str(target.path) if target.path else None,
         status="skipped", reason=target.skip_reason,
         file_bytes=target.size_bytes,
@@ -244,7 +245,7 @@ def measure_target(target: Target, options: BenchOptions, sets: list[EvalSet], s
     s = options.settings
     for i, threads in enumerate(options.threads):
         request = {
-            "path": str(target.path), "backend": target.row.backend, "threads": threads,
+            "path": str(target.path), "backend": target.backend, "threads": threads,
             "warmup": s.warmup, "runs": s.runs, "batches": list(s.batches),
             "batch_warmup": s.batch_warmup, "batch_runs": s.batch_runs,
             "eval": crops if i == 0 else {}, "eval_out": str(folder),
@@ -278,8 +279,12 @@ def _summary(entry: ThreadRun, accuracy: dict[str, Accuracy]) -> str:
 def link_fp32_sources(rows: list[Row]) -> None:
     """Give each quantised row its fp32 source and the accuracy drop: the file its sidecar
     says it was exported from if measured, else the same stem's Keras or same-format fp32."""
-    by_key = {(r.stem, r.peer, r.format, r.precision): r for r in rows}
-    by_name = {(r.artifact, r.peer): r for r in rows if r.precision == "fp32"}
+    by_key: dict[tuple, Row] = {}
+    by_name: dict[tuple, Row] = {}
+    for r in rows:  # a file on several backends: its own backend's row, listed first
+        by_key.setdefault((r.stem, r.peer, r.format, r.precision), r)
+        if r.precision == "fp32":
+            by_name.setdefault((r.artifact, r.peer), r)
     for row in rows:
         if row.precision in (None, "fp32"):
             continue

@@ -7,7 +7,7 @@ kept with the reason it is skipped, so the report lists it instead of dropping i
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from ..runtime.errors import ConfigError, EmotionEdgeError
 from ..runtime.formats import (
     BACKENDS,
     ArtifactFormat,
+    backend_entries,
+    backend_title,
     format_for_path,
     read_artifact,
     split_artifact_name,
@@ -35,6 +37,12 @@ class Target:
     peer: bool = False
     skip_reason: str | None = None
     sidecar: dict[str, Any] = field(default_factory=dict, compare=False)
+    on: str | None = None         # the backend running it when not its format's own
+
+    @property
+    def backend(self) -> str | None:
+        """The backend that runs it (None when its format is unknown)."""
+        return self.on or (self.row.backend if self.row else None)
 
     @property
     def stem(self) -> str:
@@ -50,27 +58,50 @@ class Target:
 
     @property
     def title(self) -> str:
-        title = self.row.title if self.row else self.name
+        title = backend_title(self.row, self.backend) if self.row else self.name
         return f"{PEER_PACKAGE} {PEER_VERSION} peer, {title}" if self.peer else title
 
 
 def _target_for(path: Path, peer: bool = False) -> Target:
+    """The artifact at ``path`` on its format's own backend, or skipped with the reason."""
     if not path.exists():
         return Target(path.name, path, None, peer, f"{path}: no such model file")
     try:
         row, sidecar = read_artifact(path)
     except EmotionEdgeError as exc:
         return Target(path.name, path, None, peer, f"cannot read the artifact: {exc}")
-    engine = row.engine
-    if not engine.available():
-        return Target(path.name, path, row, peer,
-                      f"the {engine.title} engine ({engine.module}) is not installed; install "
-                      f"it with: {engine.install_hint}", sidecar)
     return Target(path.name, path, row, peer, None, sidecar)
 
 
+def _checked(target: Target) -> Target:
+    """``target``, skipped with the install command when its engine is not installed."""
+    if target.row is None or target.skip_reason:
+        return target
+    engine = BACKENDS[target.backend]
+    if engine.available():
+        return target
+    return replace(target, skip_reason=f"the {engine.title} engine ({engine.module}) is not "
+                                       f"installed; install it with: {engine.install_hint}")
+
+
+def _on_every_backend(targets: list[Target]) -> list[Target]:
+    """Each readable target on every backend that runs it (``formats.backend_entries``: an
+    ONNX file on OpenVINO too, unless its model has OpenVINO's own file), in order."""
+    readable = [(t.path, t.row) for t in targets if t.row is not None and t.path is not None]
+    extra: dict[Path, list[str]] = {}
+    for path, row, backend in backend_entries(readable):
+        if backend != row.backend:
+            extra.setdefault(path, []).append(backend)
+    out = []
+    for target in targets:
+        out.append(_checked(target))
+        out += [_checked(replace(target, on=b)) for b in extra.get(target.path, [])]
+    return out
+
+
 def given_targets(models: tuple[str, ...]) -> list[Target]:
-    """Targets for ``--models`` entries: paths or bundled names (bad ones become skipped)."""
+    """Targets for ``--models`` entries: paths or bundled names (bad ones become skipped),
+    each on every backend that runs it."""
     out = []
     for name in models:
         try:
@@ -79,7 +110,7 @@ def given_targets(models: tuple[str, ...]) -> list[Target]:
             out.append(Target(name, None, None, False, str(exc)))
             continue
         out.append(_target_for(path))
-    return out
+    return _on_every_backend(out)
 
 
 #: The bundled stems a report lists first, in this order; any other stem follows by name.
@@ -93,7 +124,8 @@ def _stem_key(stem: str) -> tuple[int, str]:
 def bundled_targets() -> list[Target]:
     """Every bundled artifact: stems in ``STEM_ORDER``, each stem's files in registry order."""
     found = bundled_models()
-    return [_target_for(path) for stem in sorted(found, key=_stem_key) for path in found[stem]]
+    return _on_every_backend([_target_for(path) for stem in sorted(found, key=_stem_key)
+                              for path in found[stem]])
 
 
 def peer_targets(cache_dir: str | Path | None = None) -> list[Target]:
@@ -104,7 +136,7 @@ def peer_targets(cache_dir: str | Path | None = None) -> list[Target]:
             out.append(Target(item.artifact, None, format_for_path(item.artifact), True,
                               f"the peer model is not fetched; run: {FETCH_COMMAND}"))
         else:
-            out.append(_target_for(path, peer=True))
+            out.append(_checked(_target_for(path, peer=True)))
     return out
 
 
@@ -121,7 +153,7 @@ def select_targets(models: tuple[str, ...], backends: tuple[str, ...], peer: boo
     if peer:
         targets += peer_targets(cache_dir)
     if backends:
-        targets = [t for t in targets if t.row is None or t.row.backend in backends]
+        targets = [t for t in targets if t.row is None or t.backend in backends]
     if not targets:
         raise ConfigError("nothing to benchmark: no bundled models, no --models given, and the "
                           "peer is off or filtered out by --backends")

@@ -137,8 +137,13 @@ class Row:
 
     @property
     def name(self) -> str:
-        """The artifact's file name, marked when it is the peer's."""
-        return f"{self.artifact} (peer)" if self.peer else self.artifact
+        """The artifact's file name, marked when it is the peer's, and with its backend when
+        that is not its format's own ("accurate.int8.onnx on openvino")."""
+        from ..runtime.formats import own_backend
+
+        name = f"{self.artifact} (peer)" if self.peer else self.artifact
+        own = own_backend(self.format) if self.format else None
+        return name if self.backend in (None, own) else f"{name} on {self.backend}"
 
 
 @dataclass

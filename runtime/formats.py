@@ -304,6 +304,35 @@ def read_artifact(path: str | Path) -> tuple[ArtifactFormat, dict[str, Any]]:
     return format_of(path, sidecar), sidecar
 
 
+def own_backend(fmt: str) -> str | None:
+    """The backend of format ``fmt``'s own rows (``onnx`` -> ``onnxruntime``)."""
+    return next((row.backend for row in FORMATS if row.format == fmt), None)
+
+
+def backend_title(row: ArtifactFormat, backend: str) -> str:
+    """How an artifact on ``backend`` is named: "ONNX int8", or "ONNX int8 on OpenVINO" on a
+    backend other than its format's own."""
+    return row.title if backend == row.backend else f"{row.title} on {BACKENDS[backend].title}"
+
+
+def stem_of(path: Path, row: ArtifactFormat) -> str:
+    """The model an artifact belongs to: ``default`` for ``default.int8.tflite``, the name
+    without its extension for a plainly named file."""
+    split = split_artifact_name(path.name)
+    return split[0] if split else path.name[:-len(row.extension)]
+
+
+def backend_entries(artifacts: list[tuple[Path, ArtifactFormat]]
+                    ) -> list[tuple[Path, ArtifactFormat, str]]:
+    """Each artifact on every backend that runs it: its own, then any other that reads its
+    format (OpenVINO reads ONNX), unless the same model has a file of that backend's own
+    format at the same precision (an OpenVINO IR beside the ONNX file stands for OpenVINO)."""
+    own = {(stem_of(path, row), row.precision, row.backend) for path, row in artifacts}
+    return [(path, row, backend) for path, row in artifacts for backend in row.backends
+            if backend == row.backend
+            or (stem_of(path, row), row.precision, backend) not in own]
+
+
 def scan_artifacts(folder: str | Path) -> list[tuple[Path, ArtifactFormat]]:
     """Complete artifacts with a sidecar in ``folder``, sorted by stem then registry order."""
     folder = Path(folder)

@@ -77,9 +77,26 @@ def client(service):
 
 def test_menu_lists_every_artifact_with_int8_first_choice(service):
     titles = [c.title for c in service.choices]
-    assert titles == ["Keras fp32", "TFLite fp16", "TFLite int8", "ONNX fp32"]
+    # OpenVINO reads the ONNX file: one more entry, as no OpenVINO IR of it is here
+    assert titles == ["Keras fp32", "TFLite fp16", "TFLite int8", "ONNX fp32",
+                      "ONNX fp32 on OpenVINO"]
     assert service.default.title == "TFLite int8"
     assert all(c.available for c in service.choices)
+
+
+def test_an_onnx_file_runs_on_openvino_from_the_menu(service):
+    pytest.importorskip("openvino")
+    onnx, openvino = (next(c for c in service.choices if c.title == t)
+                      for t in ("ONNX fp32", "ONNX fp32 on OpenVINO"))
+    assert openvino.path == onnx.path and openvino.engine.name == "openvino"
+    assert "**Runs on:** OpenVINO" in service.model_card(openvino.key)[0]
+    with service.pool.recognizer(openvino.key) as recognizer:
+        assert recognizer.predictor.info.backend == "openvino"
+    by_onnx, by_openvino = (service.analyze(PHOTO, c.key).faces for c in (onnx, openvino))
+    assert len(by_onnx) == len(by_openvino) >= 1
+    for a, b in zip(by_onnx, by_openvino, strict=True):
+        np.testing.assert_allclose(list(a.probabilities.values()),
+                                   list(b.probabilities.values()), atol=1e-4)
 
 
 def test_missing_engine_is_listed_as_unavailable_not_hidden(models_dir, monkeypatch):
@@ -215,13 +232,13 @@ def test_compare_endpoint_runs_every_backend(client):
     assert table["headers"][:3] == ["backend", "label", "confidence"]
     rows = table["data"]
     assert [r[0] for r in rows] == ["Keras fp32", "TFLite fp16", "TFLite int8 (selected)",
-                                    "ONNX fp32"]
+                                    "ONNX fp32", "ONNX fp32 on OpenVINO"]
     majority = Counter(r[1] for r in rows).most_common(1)[0][0]
-    assert f"**{majority}**" in summary and "4 backends" in summary
+    assert f"**{majority}**" in summary and "5 backends" in summary
     assert all((r[-1] == "✓") == (r[1] == majority) for r in rows)
-    # one trained model in four formats: every backend names the same emotion, with
-    # confidences within the export parity tolerance of the Keras original
-    assert [r[-1] for r in rows] == ["✓"] * 4
+    # one trained model in four formats on five engines: every backend names the same
+    # emotion, with confidences within the export parity tolerance of the Keras original
+    assert [r[-1] for r in rows] == ["✓"] * 5
     assert max(r[2] for r in rows) - min(r[2] for r in rows) < 0.05
 
 

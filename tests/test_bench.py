@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import json
 from pathlib import Path
 
@@ -80,9 +81,13 @@ def test_quick_benchmark_writes_every_file(quick_report):
 def test_json_follows_the_schema_and_its_figures_are_right(quick_report):
     result = BenchmarkResult.load(quick_report / "benchmark.json")  # DataError if off-schema
     assert result.environment.cores and result.environment.packages["numpy"] == np.__version__
-    measured = {r.artifact: r for r in result.rows if not r.peer}
+    measured = {r.name: r for r in result.rows if not r.peer}
+    # OpenVINO reads the ONNX file: a row of its own
     assert set(measured) == {"tiny.keras", "tiny.fp32.tflite", "tiny.int8.tflite",
-                             "tiny.fp32.onnx"}
+                             "tiny.fp32.onnx", "tiny.fp32.onnx on openvino"}
+    on_openvino = measured["tiny.fp32.onnx on openvino"]
+    assert (on_openvino.backend, on_openvino.title) == ("openvino", "ONNX fp32 on OpenVINO")
+    assert on_openvino.engine_version == importlib.metadata.version("openvino")
     data = result.datasets[0]
     for row in measured.values():
         assert row.status == "ok", row.reason
@@ -150,10 +155,19 @@ def test_missing_engine_is_skipped_not_a_crash(artifacts, tmp_path, monkeypatch)
     out = tmp_path / "report"
     assert main(["bench", "--quick", "--no-peer", "--threads", "1", "--out", str(out),
                  "--models", str(artifacts["onnx"])]) == 0
-    (row,) = _rows(out)
+    row, on_openvino = _rows(out)
     assert row["status"] == "skipped"
     assert "emotion-edge[onnx]" in row["reason"]
     assert row["threads"]["1"]["latency"]["p50_ms"] is None
+    # the same file on OpenVINO, which is installed, is measured
+    assert on_openvino["backend"] == "openvino" and on_openvino["status"] == "ok"
+    assert on_openvino["threads"]["1"]["latency"]["p50_ms"] > 0
+    # and --backends keeps only the entries on the backends named
+    out = tmp_path / "openvino-only"
+    assert main(["bench", "--quick", "--no-peer", "--threads", "1", "--out", str(out),
+                 "--models", str(artifacts["onnx"]), "--backends", "openvino"]) == 0
+    assert [(r["artifact"], r["backend"]) for r in _rows(out)] == [
+        ("tiny.fp32.onnx", "openvino")]
     assert all((out / "plots" / f"{name}.png").is_file() for name in PLOTS)
 
 

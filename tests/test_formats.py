@@ -18,6 +18,7 @@ from emotion_edge.runtime.formats import (
     BACKENDS,
     EXPORTABLE,
     FORMATS,
+    backend_entries,
     find_format,
     format_for_path,
     format_of,
@@ -159,14 +160,24 @@ def test_app_menu_and_bench_targets_list_every_bundled_row():
     from emotion_edge.app.catalog import find_models
     from emotion_edge.benchmarks.targets import bundled_targets
 
-    bundled = sorted(path for path, _ in scan_artifacts(models_dir()))
+    found = scan_artifacts(models_dir())
+    bundled = sorted(path for path, _ in found)
+    # every file on its own backend, and an ONNX file on OpenVINO too unless its model
+    # ships OpenVINO's own IR at that precision (default does; accurate and ferplus do not)
+    entries = sorted((path, backend) for path, _, backend in backend_entries(found))
+    on_openvino = {path.name for path, backend in entries if backend == "openvino"}
+    assert {"accurate.int8.onnx", "ferplus.int8.onnx", "default.int8.openvino.xml"} \
+        <= on_openvino
+    assert not {"default.int8.onnx", "default.fp32.onnx"} & on_openvino
+    assert len(entries) == len(bundled) + 2
     menu = find_models()
-    assert sorted(c.path for c in menu) == bundled
+    assert sorted((c.path, c.engine.name) for c in menu) == entries
+    assert sorted({c.path for c in menu}) == bundled
     assert menu[0].path.name.startswith("default.")  # the default model leads the menu
     titles = {c.title.split(" · ")[-1] for c in menu}
-    assert {"OpenVINO fp32", "OpenVINO int8", "TFLite int8"} <= titles
+    assert {"OpenVINO fp32", "OpenVINO int8", "TFLite int8", "ONNX int8 on OpenVINO"} <= titles
     targets = bundled_targets()
-    assert sorted(t.path for t in targets) == bundled
+    assert sorted((t.path, t.backend) for t in targets) == entries
     assert targets[0].path.name.startswith("default.")
     assert {t.row.key for t in targets} >= {"openvino-fp32", "openvino-int8"}
 

@@ -303,8 +303,10 @@ def service():
 def test_app_menu_names_each_models_artifacts_and_selects_the_default(service):
     assert [c.title for c in service.choices] == [
         "default · Keras fp32", "default · TFLite int8", "default · ONNX fp32",
+        "default · ONNX fp32 on OpenVINO",  # OpenVINO reads ONNX; no IR is here
         "accurate · Keras fp32", "accurate · TFLite int8",
-        "ferplus · Keras fp32", "ferplus · TFLite int8", "ferplus · ONNX fp32"]
+        "ferplus · Keras fp32", "ferplus · TFLite int8", "ferplus · ONNX fp32",
+        "ferplus · ONNX fp32 on OpenVINO"]
     assert service.default.title == "default · TFLite int8"
     # API callers may still name the default model's entries by format, or any by file
     assert service.pool.choice("TFLite int8") is service.default
@@ -346,18 +348,18 @@ def test_app_model_card_and_about_say_which_labels_accuracy_is_on(service):
 
 def test_app_compare_takes_majorities_within_each_label_set(service):
     rows, summary = service.compare(PHOTO, "whole-image", selected="default · TFLite int8")
-    assert [r[5] for r in rows] == [7] * 5 + [8] * 3
+    assert [r[5] for r in rows] == [7] * 6 + [8] * 4
     groups: dict[int, Counter] = {}
     for row in rows:
         groups.setdefault(row[5], Counter())[row[1]] += 1
-    assert groups[8] == Counter({"contempt": 3})
+    assert groups[8] == Counter({"contempt": 4})
     majority = groups[7].most_common(1)[0][0]
     for row in rows:
         expected = majority if row[5] == 7 else "contempt"
         assert (row[-1] == "✓") == (row[1] == expected), row
     count = groups[7][majority]
-    assert summary == (f"Largest face through 8 backends: 7-class models: **{majority}** from "
-                       f"{count} of 5; 8-class models: **contempt** from 3 of 3 (majorities "
+    assert summary == (f"Largest face through 10 backends: 7-class models: **{majority}** "
+                       f"from {count} of 6; 8-class models: **contempt** from 4 of 4 (majorities "
                        "are taken among models with the same labels).")
 
 
