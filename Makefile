@@ -102,7 +102,7 @@ ACCURATE_BA := --model vgg_wide --teacher $(ACCURATE_BASE) --distill-weight 0.7 
 train-accurate-ba: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,accurate-ba,$(ACCURATE_BA))
 
-## the bundled default: vgg_s2, 45 epochs, no teacher
+## the first default (bundled until the ensemble's student replaced it): vgg_s2, 45 epochs, no teacher
 train-default: $(VENV)/.stamp-dev
 	$(call train_run,default,--model vgg_s2 --epochs 45)
 
@@ -122,12 +122,11 @@ STUDENT_LONG := --model vgg_fast --model-arg 'depths=[2,2,2,2]' --teacher $(ACCU
 train-student-long: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,student-long,$(STUDENT_LONG))
 
-## the next default candidate: vgg_fast with three convolutions in the first two stages
-## (703k parameters: it fits the size budget; 0.58x the peer's TFLite time in
-## reports/student_shapes.json), 150 epochs with a weight average, distilled from the ensemble
-## of accurate and the born-again run (teachers/accurate-ba.keras, PublicTest 70.55% with the
-## mirror images against 70.08% for accurate alone); about 2.5 hours on 2 free cores, so it
-## outlives a session: the same command resumes it (checkpoints/student-ens.zip)
+## the bundled default (make bundle-default, DEFAULT_RUN): vgg_fast with three convolutions in
+## the first two stages (703k parameters: it fits the size budget), 150 epochs with a weight
+## average, distilled from the ensemble of accurate and the born-again run
+## (teachers/accurate-ba.keras, PublicTest 70.55% with the mirror images against 70.08% for
+## accurate alone); about 2.5 hours on 2 free cores (PublicTest 67.82%)
 STUDENT_ENS := --model vgg_fast --model-arg 'depths=[3,3,2,1]' --teacher $(ACCURATE_BASE) \
 	--teacher teachers/accurate-ba.keras --distill-weight 0.7 --distill-temperature 2 \
 	--epochs 150 --optimizer adamw --lr 2e-3 --weight-decay 5e-4 --ema 0.999 \
@@ -172,8 +171,9 @@ BUNDLE = $(PY) -m emotion_edge.export.bundle runs/$(2) --data $(DATA) --ferplus 
 	cp runs/$(2)/*.png runs/$(2)/history.csv runs/$(2)/metrics.json runs/$(2)/config.json \
 	runs/$(2)/train.log reports/training/$(2)/
 ACCURATE_RUN := accurate
+DEFAULT_RUN := student-ens
 bundle-default: $(VENV)/.stamp-dev
-	$(call BUNDLE,default,default)
+	$(call BUNDLE,default,$(DEFAULT_RUN))
 INT8_PAIR := --formats tflite-int8,onnx-int8
 bundle-accurate: $(VENV)/.stamp-dev
 	$(call BUNDLE,accurate,$(ACCURATE_RUN),$(INT8_PAIR))
