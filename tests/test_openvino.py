@@ -58,7 +58,8 @@ def test_int8_ir_agrees_with_fp32(faces):
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_onnx_files_run_on_openvino_as_their_ir_does(faces, precision):
-    """OpenVINO reads the ONNX file itself: the same numbers as the IR made from it."""
+    """OpenVINO reads the ONNX file itself: the same numbers as the IR made from it (int8:
+    within one step of the quantised output, 1/255, as the two graphs are compiled apart)."""
     onnx = FOLDER / f"default.{precision}.onnx"
     with load_predictor(onnx, backend="openvino") as predictor:
         info = predictor.info
@@ -66,7 +67,8 @@ def test_onnx_files_run_on_openvino_as_their_ir_does(faces, precision):
         direct = predictor.predict_batch(faces, batch_size=32)
     ir = _probs(FP32 if precision == "fp32" else INT8, faces)
     assert len(set(ir.argmax(1))) >= 3, "the inputs should not all get one class"
-    np.testing.assert_allclose(direct, ir, atol=1e-6)
+    np.testing.assert_allclose(direct, ir, atol=1e-6 if precision == "fp32" else 1 / 255 + 1e-6)
+    assert np.mean(direct.argmax(1) == ir.argmax(1)) >= 0.99
     if precision == "fp32":  # and within fp32 parity of ONNX Runtime on the same file
         assert np.abs(direct - _probs(onnx, faces)).max() <= 1e-4
     with pytest.raises(ConfigError, match=f"ONNX {precision} models run on the 'onnxruntime' "
