@@ -50,7 +50,9 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
     meta.pop("accuracy", None)  # measured again below, by `evaluate`
     write_sidecar(target, meta)
     eight_classes = tuple(meta["labels"]) == FERPLUS_LABELS
-    meta["accuracy"] = _measure(target, data, ferplus, name, eight_classes)
+    meta["accuracy"] = _measure(target, data, ferplus, eight_classes)
+    # the Makefile trains run folder runs/RUN with `make train-RUN`
+    meta["accuracy"]["reproduce"] = f"make train-{run_dir.name} bundle-{name}"
     write_sidecar(target, meta)
     # the exports are calibrated and scored on the labels the model predicts
     made = export_all(target, ExportOptions(calibration_data=data,
@@ -62,7 +64,7 @@ def bundle(run_dir: Path, data: Path, name: str = "default", *, models_dir: Path
             "sidecar": str(sidecar_path(target))}
 
 
-def _measure(target: Path, data: Path, ferplus: Path | None, name: str,
+def _measure(target: Path, data: Path, ferplus: Path | None,
              eight_classes: bool) -> dict:
     """PublicTest and PrivateTest accuracy by ``emotion-edge evaluate``, on the labels the
     model predicts: FER2013's for a 7-class model (and, with ``ferplus``, the FER+ majority
@@ -88,7 +90,6 @@ def _measure(target: Path, data: Path, ferplus: Path | None, name: str,
         commands.append(f"emotion-edge evaluate {target.name} --data {data} --split val|test"
                         + (f" --ferplus {votes}" if votes else ""))
     accuracy["measured_by"] = "; ".join(commands)
-    accuracy["reproduce"] = f"make train-{name} bundle-{name}"
     return accuracy
 
 

@@ -42,7 +42,7 @@ def test_seven_class_run_scored_on_both_label_sets(runs, tmp_path):
     assert acc["privatetest"] == evaluate(target, str(csv), "test")["accuracy"]
     assert acc["ferplus_privatetest"] == evaluate(target, str(csv), "test",
                                                   ferplus=str(votes))["accuracy"]
-    assert acc["reproduce"] == "make train-accurate bundle-accurate"
+    assert acc["reproduce"] == "make train-seven bundle-accurate"  # the run, then the name
     # its export is scored on FER2013's labels, as the model's own headline is
     export = read_sidecar(models / "accurate.fp32.tflite")["accuracy"]
     assert export["labels_from"] == "FER2013"

@@ -10,6 +10,7 @@ point of fp32. Speed bars are the bench's (ratios against the peer in one run), 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from emotion_edge.runtime.bundled import SIZE_BUDGET, bundle_sizes, models_dir
@@ -74,7 +75,8 @@ def test_each_model_ships_its_exports_and_how_it_was_made(stem):
     assert training["config"]["data"] and training["epochs_run"] > 0
     assert len(training["data_sha256"]) == 64
     assert {"publictest", "privatetest", "reproduce"} <= set(meta["accuracy"])
-    assert meta["accuracy"]["reproduce"] == f"make train-{stem} bundle-{stem}"
+    run = Path(training["config"]["out"]).name  # the run folder the model was trained in
+    assert meta["accuracy"]["reproduce"] == f"make train-{run} bundle-{stem}"
 
 
 @needs_bundle
