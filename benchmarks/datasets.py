@@ -6,8 +6,8 @@ FER2013's labels are its seven classes, so a FER2013 CSV set scores only models 
 those seven labels; a model with other labels (FER+'s eight, with contempt) gets no FER2013
 figure, with the reason, instead of a number measured against a label set it does not share.
 The FER+ set is loaded by ``load_split(..., ferplus=...)``, the loader ``emotion-edge
-evaluate --ferplus`` uses: not-a-face, unknown-majority and tied rows dropped, and for a
-7-class model the rows whose majority it does not know (contempt).
+evaluate --ferplus`` uses: the rows with the clear majority the FER+ authors score on, and
+for a 7-class model not the rows whose majority it does not know (contempt).
 """
 
 from __future__ import annotations

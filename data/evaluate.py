@@ -28,8 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train, val (PublicTest) or test (PrivateTest, default)")
     p.add_argument("--ferplus", metavar="CSV",
                    help="FER+ votes (fer2013new.csv): score against the FER+ majority labels "
-                        "(not-a-face, unknown and tied rows dropped, and rows whose label the "
-                        "model does not know; the counts are reported)")
+                        "on the rows the FER+ authors score on (single votes dropped as "
+                        "outliers, then one emotion must hold over half the votes), and "
+                        "without rows whose label the model does not know; the counts are "
+                        "reported")
     p.add_argument("--backend", help="engine to run the model with (default: from its format)")
     p.add_argument("--threads", type=int, help="engine threads")
     p.add_argument("--batch-size", type=int, default=256)

@@ -98,3 +98,41 @@ def test_unknown_format_is_refused_before_anything_is_copied(runs, tmp_path, cap
     assert bundle_main([str(tmp / "seven"), "--data", str(csv), "--models-dir", str(models),
                         "--formats", "tflite-int9"]) == 2
     assert "tflite-int9" in capsys.readouterr().err and not models.exists()
+
+
+def test_remeasure_rewrites_only_the_figures(runs, tmp_path, capsys):
+    tmp, csv, votes = runs
+    models = tmp_path / "models"
+    assert bundle_main([str(tmp / "eight"), "--data", str(csv), "--name", "ferplus",
+                        "--models-dir", str(models), "--formats", "onnx-fp32",
+                        "--ferplus", str(votes)]) == 0
+    files = {p.name: p.read_bytes() for p in models.iterdir() if p.suffix != ".json"}
+    before = {p.name: read_sidecar(p.with_suffix(p.suffix)) for p in models.iterdir()
+              if p.suffix != ".json"}
+    # two PrivateTest rows lose their clear majority: the split is scored on 12 rows, not 14
+    lines = votes.read_text().splitlines()
+    for row in (57, 60):
+        lines[1 + row] = lines[1 + row].rsplit(",", 10)[0] + ",4,3,3,0,0,0,0,0,0,0"
+    fewer = tmp_path / "fewer.csv"
+    fewer.write_text("\n".join(lines) + "\n")
+    assert bundle_main(["--remeasure", "--data", str(csv), "--name", "ferplus",
+                        "--models-dir", str(models), "--ferplus", str(fewer)]) == 0
+    assert {p.name: p.read_bytes() for p in models.iterdir() if p.suffix != ".json"} == files
+    acc = read_sidecar(models / "ferplus.keras")["accuracy"]
+    report = evaluate(str(models / "ferplus.keras"), str(csv), "test", ferplus=str(fewer))
+    assert report["images_scored"] == 12
+    assert (acc["privatetest"], acc["privatetest_images"]) == (report["accuracy"], 12)
+    assert acc["reproduce"] == before["ferplus.keras"]["accuracy"]["reproduce"]
+    onnx = read_sidecar(models / "ferplus.fp32.onnx")
+    scored = evaluate(str(models / "ferplus.fp32.onnx"), str(csv), "test", ferplus=str(fewer))
+    assert onnx["accuracy"]["privatetest"] == pytest.approx(scored["accuracy"])
+    assert onnx["accuracy"]["images"] == 12
+    assert onnx["parity"] == before["ferplus.fp32.onnx"]["parity"]
+    assert onnx["sha256"] == before["ferplus.fp32.onnx"]["sha256"]
+    # one mode at a time, and a model that is not bundled is named
+    with pytest.raises(SystemExit) as exit_:
+        bundle_main(["--remeasure", str(tmp / "eight"), "--data", str(csv)])
+    assert exit_.value.code == 2 and "--remeasure" in capsys.readouterr().err
+    assert bundle_main(["--remeasure", "--data", str(csv), "--name", "absent",
+                        "--models-dir", str(models)]) == 2
+    assert "absent.keras: no bundled model" in capsys.readouterr().err

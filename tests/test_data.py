@@ -117,6 +117,54 @@ def test_ferplus_majority_and_soft_labels(fer_csv, ferplus_csv):
     assert total + dropped == 35887 and dropped >= 173
 
 
+def test_ferplus_clear_majority_is_the_authors_rule():
+    from emotion_edge.data.datasets import ferplus_clear_majority
+
+    votes = np.array([
+        # neutral happy surprise sad anger disgust fear contempt unknown NF
+        [6, 4, 0, 0, 0, 0, 0, 0, 0, 0],   # 6 of 10: clear
+        [5, 3, 2, 0, 0, 0, 0, 0, 0, 0],   # 5 of 10 is not more than half
+        [4, 1, 1, 1, 1, 1, 1, 0, 0, 0],   # single votes are outliers: 4 of 4
+        [4, 2, 1, 1, 1, 1, 0, 0, 0, 0],   # 4 of 6
+        [3, 2, 2, 0, 0, 0, 0, 0, 1, 0],   # 3 of 7
+        [0, 0, 0, 0, 0, 0, 0, 0, 2, 8],   # not a face
+        [3, 0, 0, 0, 0, 0, 0, 0, 3, 0],   # tie with unknown: 3 of 6
+        [0, 0, 0, 0, 0, 0, 0, 5, 2, 2],   # contempt, 5 of 9
+    ])
+    assert ferplus_clear_majority(votes).tolist() == [True, False, True, True, False, False,
+                                                      False, True]
+
+
+def test_ferplus_scores_on_clear_majorities_and_trains_on_every_emotion_row(tmp_path):
+    from conftest import write_tiny_csv
+    from test_distill import write_tiny_ferplus
+
+    fer = write_tiny_csv(tmp_path / "tiny.csv")
+    votes = write_tiny_ferplus(tmp_path / "votes.csv", fer)
+    lines = votes.read_text().splitlines()
+    head = {i: lines[1 + i].rsplit(",", 10)[0] for i in (1, 43, 57)}
+    lines[1 + 1] = head[1] + ",4,3,3,0,0,0,0,0,0,0"  # Training: a plurality, no majority
+    lines[1 + 43] = head[43] + ",4,3,3,0,0,0,0,0,0,0"  # PublicTest, the same votes
+    lines[1 + 57] = head[57] + ",1,1,1,1,4,1,1,0,0,0"  # PrivateTest: anger, once outliers go
+    votes.write_text("\n".join(lines) + "\n")
+    splits = load_ferplus(fer, votes)
+    plain = load_ferplus(fer, write_tiny_ferplus(tmp_path / "plain.csv", fer))
+    # row 3 (no image name) and row 4 (not a face) are training rows; row 1 stays in training
+    assert len(splits["train"]) == len(plain["train"]) == 40
+    assert len(splits["val"]) == len(plain["val"]) - 1 == 13
+    assert len(splits["test"]) == len(plain["test"]) == 14
+    assert splits["test"].y[0] == FERPLUS_LABELS.index("angry")
+    assert splits["val"].skipped == {"dropped (no clear majority: not a face, unknown, or no "
+                                     "emotion over half the votes)": 1}
+
+
+def test_ferplus_test_split_has_the_authors_row_count(fer_csv, ferplus_csv):
+    # the FER+ authors' majority rule keeps 3,153 PrivateTest rows of fer2013new.csv
+    splits = load_ferplus(fer_csv, ferplus_csv)
+    assert (len(splits["val"]), len(splits["test"])) == (3199, 3153)
+    assert len(splits["train"]) == 26940
+
+
 def test_ferplus_soft_targets_for_a_seven_class_model(fer_csv, ferplus_csv):
     from emotion_edge.data.datasets import ferplus_soft_targets
 
