@@ -112,7 +112,6 @@ def _score(path, fer_csv, ferplus_csv, eight_classes: bool, tmp_path) -> dict:
 NOT_YET = {
     "default": "int8 TFLite PrivateTest 68.60% < 69.0%",
     "accurate": "PrivateTest 70.63% < 71.0%",
-    "ferplus": "FER+ test 84.93% < 85.0%",
 }
 
 
