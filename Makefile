@@ -145,17 +145,16 @@ train-student-views: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 
 ## the first 8-class FER+ model: the accurate model's features, fine-tuned on the FER+ votes
 ## (replaced by train-ferplus-ema: FER+ test 84.93% against 86.36%)
-FERPLUS_RUN := --task ferplus --ferplus $(FERPLUS) --model vgg_wide \
-	--init-from $(ACCURATE_BASE) --balance-power 0.5 --epochs 20 --optimizer adamw \
-	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 10
+FERPLUS_TUNE := --task ferplus --ferplus $(FERPLUS) --model vgg_wide \
+	--init-from $(ACCURATE_BASE) --balance-power 0.5 --optimizer adamw --lr 5e-4 \
+	--weight-decay 5e-4 --precision mixed_bfloat16
+FERPLUS_RUN := $(FERPLUS_TUNE) --epochs 20 --patience 10
 train-ferplus: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,ferplus,$(FERPLUS_RUN))
 ## the same fine-tuning, 30 epochs, with a moving average of the weights (--ema 0.999: what is
 ## scored on PublicTest and kept is the average); about 55 minutes on 2 free cores; the bundled
 ## ferplus (FERPLUS_BUNDLE_RUN): PublicTest 86.90%
-FERPLUS_EMA := --task ferplus --ferplus $(FERPLUS) --model vgg_wide \
-	--init-from $(ACCURATE_BASE) --balance-power 0.5 --epochs 30 --optimizer adamw \
-	--lr 5e-4 --weight-decay 5e-4 --ema 0.999 --precision mixed_bfloat16 --patience 30
+FERPLUS_EMA := $(FERPLUS_TUNE) --epochs 30 --ema 0.999 --patience 30
 train-ferplus-ema: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,ferplus-ema,$(FERPLUS_EMA))
 ## the 8-class FER+ model from scratch: accurate's recipe (vgg_wide, 80 epochs) on the FER+

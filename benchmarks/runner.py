@@ -304,8 +304,8 @@ def link_fp32_sources(rows: list[Row]) -> None:
 FERPLUS_NOTE = (
     f"FER+ ({FERPLUS_SET}): FER2013's PrivateTest rows scored against the FER+ majority label "
     "(the --ferplus votes file), on the rows the FER+ authors score on (votes cast by one "
-    "annotator alone dropped, then one emotion must hold more than half of the votes: "
-    "3,153 rows); a 7-class model is scored on the rows whose majority is one of its "
+    "annotator alone dropped, then one emotion must hold more than half of the votes); a "
+    "7-class model is scored on the rows whose majority is one of its "
     "labels (contempt rows dropped), an 8-class model on every kept row. A model whose labels "
     "are not FER2013's seven has no FER2013 figure: it would be compared across label sets.")
 

@@ -338,12 +338,12 @@ def load_ferplus(fer_csv: str | os.PathLike, ferplus_csv: str | os.PathLike,
         start += n
         if any(u != s for u in usages[sl]):
             raise DataError(f"{ferplus_csv}: Usage column disagrees with fer2013.csv in split {s}")
-        keep = keep_all[sl] if s == "train" else clear[sl]
+        keep, why = ((keep_all[sl], "not a face, unknown or tie") if s == "train" else
+                     (clear[sl], "no clear majority: not a face, unknown, or no emotion over "
+                                 "half the votes"))
         soft = emotions[sl][keep][:, order]
         soft /= soft.sum(axis=1, keepdims=True)
         y = np.asarray([order.index(m) for m in majority[sl][keep]], dtype=np.int64)
-        why = ("not a face, unknown or tie" if s == "train"
-               else "no clear majority: not a face, unknown, or no emotion over half the votes")
         out[s] = Split(x=fer[s].x[keep], y=y, labels=FERPLUS_LABELS, soft=soft,
                        skipped={f"dropped ({why})": int((~keep).sum())},
                        source=f"{fer[s].source} + {ferplus_csv}")

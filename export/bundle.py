@@ -139,11 +139,10 @@ def remeasure(data: Path, name: str = "default", *, models_dir: Path = MODELS_DI
             old = record.get("accuracy")
             if not old or "privatetest" not in old:
                 continue
-            score = exporter.accuracy(artifact, "test")
-            record["accuracy"] = {**old, "privatetest": score,
-                                  "images": len(exporter.eval_set("test")),
-                                  "measured_by": f"{_command()} ({data}, test)"}
+            record["accuracy"] = exporter.accuracy_record(artifact, "test",
+                                                          f"{_command()} ({data}, test)")
             write_sidecar(artifact, record)
+            score = record["accuracy"]["privatetest"]
             exports[artifact.name] = {"before": old["privatetest"], "now": score}
             log.info("%s: privatetest %.4f -> %.4f", artifact.name, old["privatetest"], score)
     return {"model": str(target), "accuracy": accuracy, "exports": exports, "artifacts": []}

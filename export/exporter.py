@@ -287,6 +287,14 @@ class Exporter:
             probs = predictor.predict_batch(images.x)
         return float((probs.argmax(1) == images.y).mean())
 
+    def accuracy_record(self, artifact: Path, split: str, measured_by: str) -> dict[str, Any]:
+        """The ``accuracy`` block of an export's sidecar: ``artifact`` scored on all of
+        ``split``, on the labels the source model predicts."""
+        return {SPLIT_KEYS.get(split, split): self.accuracy(artifact, split),
+                "images": len(self.eval_set(split)),
+                "labels_from": FERPLUS_SOURCE if self.ferplus else FER2013_SOURCE,
+                "measured_by": measured_by}
+
     def eval_set(self, split: str) -> ImageSet:
         """All images of ``split`` of the data, prepared (loaded once)."""
         if split not in self._eval_sets:
@@ -381,13 +389,11 @@ def export_all(model_path: str | os.PathLike, options: ExportOptions = ExportOpt
                 summary.append(SummaryRow(row.format, row.precision, "", None, "failed", None,
                                           None, str(exc)))
                 continue
-            accuracy = exporter.accuracy(result.path, eval_split)
             sidecar = dict(result.sidecar)  # measured accuracy joins the sidecar
-            sidecar["accuracy"] = {
-                SPLIT_KEYS.get(eval_split, eval_split): accuracy,
-                "images": len(exporter.eval_set(eval_split)),
-                "labels_from": FERPLUS_SOURCE if exporter.ferplus else FER2013_SOURCE,
-                "measured_by": f"emotion-edge export --all on {exporter.data_path} ({eval_split})"}
+            sidecar["accuracy"] = exporter.accuracy_record(
+                result.path, eval_split,
+                f"emotion-edge export --all on {exporter.data_path} ({eval_split})")
+            accuracy = sidecar["accuracy"][SPLIT_KEYS.get(eval_split, eval_split)]
             write_sidecar(result.path, sidecar)
             summary.append(SummaryRow(row.format, row.precision, str(result.path),
                                       result.size_bytes, result.parity.describe(),

@@ -107,8 +107,7 @@ def test_remeasure_rewrites_only_the_figures(runs, tmp_path, capsys):
                         "--models-dir", str(models), "--formats", "onnx-fp32",
                         "--ferplus", str(votes)]) == 0
     files = {p.name: p.read_bytes() for p in models.iterdir() if p.suffix != ".json"}
-    before = {p.name: read_sidecar(p.with_suffix(p.suffix)) for p in models.iterdir()
-              if p.suffix != ".json"}
+    before = {p.name: read_sidecar(p) for p in models.iterdir() if p.suffix != ".json"}
     # two PrivateTest rows lose their clear majority: the split is scored on 12 rows, not 14
     lines = votes.read_text().splitlines()
     for row in (57, 60):
