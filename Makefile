@@ -82,7 +82,7 @@ train-accurate: $(VENV)/.stamp-dev
 ## own weights to start from, and
 ## its mirror-averaged predictions as soft targets (self-distillation); -sd-ema also averages
 ## the weights
-ACCURATE_BASE := runtime/models/accurate.keras
+ACCURATE_BASE := teachers/accurate-v1.keras
 ACCURATE_STAGE2 := --model vgg_wide --init-from $(ACCURATE_BASE) --epochs 25 --optimizer adamw \
 	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 30
 train-accurate-sd: $(VENV)/.stamp-dev $(ACCURATE_BASE)
@@ -186,7 +186,7 @@ BUNDLE = $(PY) -m emotion_edge.export.bundle runs/$(2) --data $(DATA) --ferplus 
 	--name $(1) --overwrite $(3) && mkdir -p reports/training/$(2) && \
 	cp runs/$(2)/*.png runs/$(2)/history.csv runs/$(2)/metrics.json runs/$(2)/config.json \
 	runs/$(2)/train.log reports/training/$(2)/
-ACCURATE_RUN := accurate
+ACCURATE_RUN := accurate-views
 DEFAULT_RUN := student-views
 FERPLUS_BUNDLE_RUN := ferplus-ema
 bundle-default: $(VENV)/.stamp-dev

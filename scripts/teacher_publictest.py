@@ -1,7 +1,7 @@
 """PublicTest accuracy of candidate teachers, alone and as an ensemble, as distillation
 would see them (each model's probabilities averaged with its mirror image's).
 
-    python scripts/teacher_publictest.py runtime/models/accurate.keras checkpoints/other.keras
+    python scripts/teacher_publictest.py teachers/accurate-v1.keras checkpoints/other.keras
 
 Picks the teacher of the distilled default on PublicTest only; PrivateTest is not read.
 """
