@@ -71,18 +71,24 @@ define train_run
 	else $(EE) train --data $(DATA) --out runs/$(1) $(2); fi
 endef
 
-## the accurate model and teacher: vgg_wide, 80 epochs (about 2.5 hours on 2 free cores)
+## the first accurate model, the teacher (teachers/accurate-v1.keras since train-accurate-views
+## replaced it): vgg_wide, 80 epochs (about 2.5 hours on 2 free cores)
 ACCURATE := --model vgg_wide --epochs 80 --optimizer adamw --lr 1.5e-3 --weight-decay 5e-4 \
 	--precision mixed_bfloat16 --patience 30
 train-accurate: $(VENV)/.stamp-dev
 	$(call train_run,accurate,$(ACCURATE))
 
-## a second stage on the bundled accurate model (ACCURATE_BASE; the students and ferplus start
-## from it too: if accurate is ever replaced, point ACCURATE_BASE at the model they used): its
+## a second stage on the first accurate model (ACCURATE_BASE, teachers/accurate-v1.keras: it was
+## runtime/models/accurate.keras until train-accurate-views replaced it; the students and ferplus
+## start from it too): its
 ## own weights to start from, and
 ## its mirror-averaged predictions as soft targets (self-distillation); -sd-ema also averages
 ## the weights
 ACCURATE_BASE := teachers/accurate-v1.keras
+## consistent teaching by the ensemble of the first accurate and the born-again model: 10 fixed
+## views of every training image, each scored once by both teachers
+VIEWS_TEACHING := --teacher $(ACCURATE_BASE) --teacher teachers/accurate-ba.keras \
+	--teacher-views 10 --distill-weight 0.7 --distill-temperature 2
 ACCURATE_STAGE2 := --model vgg_wide --init-from $(ACCURATE_BASE) --epochs 25 --optimizer adamw \
 	--lr 5e-4 --weight-decay 5e-4 --precision mixed_bfloat16 --patience 30
 train-accurate-sd: $(VENV)/.stamp-dev $(ACCURATE_BASE)
@@ -91,15 +97,14 @@ train-accurate-sd: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 train-accurate-sd-ema: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,accurate-sd-ema,$(ACCURATE_STAGE2) --teacher $(ACCURATE_BASE) \
 	  --distill-weight 0.6 --distill-temperature 1.5 --ema 0.999)
-## the same second stage taught by the ensemble (accurate and the born-again model) over 10
-## fixed views of every image, as train-student-views teaches; 25 epochs with a weight average
-## (about 20-30 minutes of scoring, then about 30 minutes on 2 free cores)
+## the bundled accurate (make bundle-accurate, ACCURATE_RUN): the same second stage taught by the
+## ensemble (the first accurate and the born-again model) over 10 fixed views of every image, as
+## train-student-views teaches; 25 epochs with a weight average (about 30 minutes of scoring,
+## then about 50 minutes on 2 free cores; PublicTest 69.43%)
 train-accurate-views: $(VENV)/.stamp-dev $(ACCURATE_BASE)
-	$(call train_run,accurate-views,$(ACCURATE_STAGE2) --teacher $(ACCURATE_BASE) \
-	  --teacher teachers/accurate-ba.keras --teacher-views 10 --distill-weight 0.7 \
-	  --distill-temperature 2 --ema 0.999)
+	$(call train_run,accurate-views,$(ACCURATE_STAGE2) $(VIEWS_TEACHING) --ema 0.999)
 
-## a born-again accurate model: vgg_wide trained from scratch, 100 epochs, with the bundled
+## a born-again accurate model: vgg_wide trained from scratch, 100 epochs, with the first
 ## accurate model's mirror-averaged predictions as soft targets (about 3 hours on 2 free cores;
 ## no weight average, so that its pack stayed under 50 MB); not bundled (PublicTest 69.04%), its
 ## model is teachers/accurate-ba.keras, a teacher of the next student
@@ -113,7 +118,7 @@ train-accurate-ba: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 train-default: $(VENV)/.stamp-dev
 	$(call train_run,default,--model vgg_s2 --epochs 45)
 
-## the distilled student tried as the next default: vgg_fast taught by the bundled accurate
+## the distilled student tried as the next default: vgg_fast taught by the first accurate
 ## model (not bundled: PublicTest 65.12% against the default's 65.67%)
 STUDENT := --model vgg_fast --teacher $(ACCURATE_BASE) --distill-weight 0.7 \
 	--distill-temperature 2 --epochs 50 --optimizer adamw --lr 2e-3 --weight-decay 5e-4 \
@@ -144,9 +149,8 @@ train-student-ens: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 ## consistent teaching, 10 fixed views of every training image, each scored by both teachers
 ## (--teacher-views 10; about 30 minutes of scoring, then about 2.2 hours of training on 2 free
 ## cores; PublicTest 68.60%)
-STUDENT_VIEWS := --model vgg_fast --model-arg 'depths=[3,3,2,1]' --teacher $(ACCURATE_BASE) \
-	--teacher teachers/accurate-ba.keras --teacher-views 10 --distill-weight 0.7 \
-	--distill-temperature 2 --epochs 150 --optimizer adamw --lr 2e-3 --weight-decay 5e-4 \
+STUDENT_VIEWS := --model vgg_fast --model-arg 'depths=[3,3,2,1]' $(VIEWS_TEACHING) \
+	--epochs 150 --optimizer adamw --lr 2e-3 --weight-decay 5e-4 \
 	--ema 0.999 --precision mixed_bfloat16 --patience 150
 train-student-views: $(VENV)/.stamp-dev $(ACCURATE_BASE)
 	$(call train_run,student-views,$(STUDENT_VIEWS))
