@@ -7,6 +7,9 @@ runtime and the one engine the artifact needs, so its peak resident memory
 load, first inference, latency at batch 1, throughput at larger batches, peak memory; then
 (not counted in the memory figure) the predictions on each evaluation set and the
 end-to-end ``analyze()`` time on photos.
+
+A request naming several ``artifacts`` instead times them against each other, round by
+round in this one process (``measure_head_to_head``): the bench's ratio to the peer.
 """
 
 from __future__ import annotations
@@ -108,6 +111,29 @@ def measure_photos(request: dict[str, Any]) -> dict[str, Any]:
     return {"photos": photos}
 
 
+def measure_head_to_head(request: dict[str, Any]) -> dict[str, Any]:
+    """Each artifact of ``request["artifacts"]`` loaded in this one process and timed round
+    by round, every file in turn within a round (the first file moves one place each round),
+    ``warmup`` calls then ``runs`` timed calls of ``Predictor.predict`` on one random input;
+    returns each file's median per round, in the order given."""
+    seed = int(request.get("seed", 0))
+    predictors: list[Predictor] = []
+    try:
+        for artifact in request["artifacts"]:
+            predictors.append(load_predictor(artifact["path"], backend=artifact["backend"],
+                                             threads=request["threads"]))
+        medians: list[list[float]] = [[] for _ in predictors]
+        for round_ in range(request["rounds"]):
+            for k in range(len(predictors)):
+                i = (round_ + k) % len(predictors)
+                stats = measure_latency(predictors[i], request["warmup"], request["runs"], seed)
+                medians[i].append(stats["p50_ms"])
+    finally:
+        for predictor in predictors:
+            predictor.close()
+    return {"p50_ms": medians}
+
+
 def measure(request: dict[str, Any]) -> dict[str, Any]:
     """Every measurement ``request`` asks for (see the module docstring for the order)."""
     seed = int(request.get("seed", 0))
@@ -146,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     request = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     try:
-        result = measure(request)
+        result = (measure_head_to_head(request) if "artifacts" in request
+                  else measure(request))
     except EmotionEdgeError as exc:
         result = {"error": str(exc)}
     Path(args[1]).write_text(json.dumps(result), encoding="utf-8")

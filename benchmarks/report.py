@@ -12,9 +12,10 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 from typing import Any
 
-from ..data.benchmark import Accuracy, BenchmarkResult, Row
+from ..data.benchmark import Accuracy, BenchmarkResult, HeadToHead, Row
 from ..runtime.bundled import DEFAULT_STEM
 from ..runtime.errors import ConfigError, DataError
 from .datasets import NOT_APPLICABLE
@@ -161,6 +162,21 @@ def speed_table(result: BenchmarkResult) -> list[str]:
                   rows)
 
 
+def head_to_head_table(result: BenchmarkResult) -> list[str]:
+    """Our TFLite files against the peer's, timed round by round in one process."""
+    if not result.head_to_head:
+        return ["Not measured: the run had no measured peer TFLite file, or none of ours."]
+    first = result.head_to_head[0]
+    rows = [[h.artifact, _f(h.ratio), _f(h.ratio_min), _f(h.ratio_max),
+             _f(median(h.p50_ms), 3), _f(median(h.peer_p50_ms), 3)]
+            for h in result.head_to_head]
+    return [f"Each file against {first.peer_artifact} (peer) on {first.threads} thread(s), "
+            f"{len(first.p50_ms)} rounds of {first.runs} timed calls a file, every file in "
+            "turn within a round.", "",
+            *_table(["artifact", "x the peer (median)", "least", "most",
+                     "p50 ms (median over rounds)", "peer p50 ms"], rows)]
+
+
 def accuracy_tables(result: BenchmarkResult) -> list[str]:
     out: list[str] = []
     for data in result.datasets:
@@ -222,6 +238,7 @@ def markdown(result: BenchmarkResult, plots: dict[str, Path]) -> str:
              "## Summary", "", *summary_table(result), "",
              f"![accuracy vs latency]({plots['accuracy_vs_latency']})", "",
              "## Latency, throughput and memory", "", *speed_table(result), "",
+             "## Against the peer, round by round", "", *head_to_head_table(result), "",
              f"![latency distributions]({plots['latency_distributions']})", "",
              f"![file sizes]({plots['file_sizes']})", "",
              "## Accuracy", "", *accuracy_tables(result),
@@ -236,7 +253,9 @@ def markdown(result: BenchmarkResult, plots: dict[str, Path]) -> str:
 
 def peer_ratios(result: BenchmarkResult) -> list[str]:
     """One sentence per bundled model's int8 TFLite file (the default's first) against the
-    peer's TFLite file, p50 per face at the primary thread count, for those measured."""
+    peer's TFLite file, per face at the primary thread count, for those measured: the
+    head-to-head ratio (rounds in one process) when the run has it, else the ratio of the
+    p50s each measured alone."""
     threads = result.primary_threads
     peer = next((r for r in result.rows if r.peer and r.format == "tflite"), None)
     b = peer.threads[threads].latency.p50_ms if peer is not None else None
@@ -244,14 +263,26 @@ def peer_ratios(result: BenchmarkResult) -> list[str]:
         return []
     ours = sorted((r for r in result.rows if not r.peer and r.format == "tflite"
                    and r.precision == "int8"), key=lambda r: r.stem != DEFAULT_STEM)
+    pairs = {h.artifact: h for h in result.head_to_head if h.peer_artifact == peer.artifact}
     sentences = []
     for row in ours:
         a = row.threads[threads].latency.p50_ms
-        if a is not None:
+        if row.artifact in pairs:
+            sentences.append(_head_to_head_sentence(pairs[row.artifact], a, b))
+        elif a is not None:
             sentences.append(f"{row.artifact} took {a / b:.2f} times the peer's {peer.artifact} "
                              f"per face on {threads} thread(s), in this run ({a:.3f} against "
                              f"{b:.3f} ms p50).")
     return sentences
+
+
+def _head_to_head_sentence(h: HeadToHead, alone: float | None, peer_alone: float) -> str:
+    alone_text = (f"; each measured alone in its own process, {alone:.3f} against "
+                  f"{peer_alone:.3f} ms p50" if alone is not None else "")
+    return (f"{h.artifact} took {h.ratio:.2f} times the peer's {h.peer_artifact} per face on "
+            f"{h.threads} thread(s) in this run: the median over {len(h.p50_ms)} rounds timed "
+            f"in turn in one process (least {h.ratio_min:.2f}, most {h.ratio_max:.2f}; "
+            f"{median(h.p50_ms):.3f} against {median(h.peer_p50_ms):.3f} ms){alone_text}.")
 
 
 def readme_section(result: BenchmarkResult, report_dir: str) -> str:

@@ -28,6 +28,7 @@ from ..data.benchmark import (
     BenchmarkResult,
     DatasetInfo,
     Environment,
+    HeadToHead,
     Latency,
     PhotoTiming,
     Row,
@@ -63,12 +64,13 @@ class Settings:
     batch_runs: int
     photo_runs: int
     sample: int | None  # evaluate on a stratified sample of this many images; None: all
+    rounds: int         # head-to-head rounds against the peer (``runs`` calls a file a round)
 
 
 FULL = Settings(warmup=20, runs=300, batches=(32, 64), batch_warmup=3, batch_runs=10,
-                photo_runs=5, sample=None)
+                photo_runs=5, sample=None, rounds=15)
 QUICK = Settings(warmup=5, runs=50, batches=(32, 64), batch_warmup=1, batch_runs=1,
-                 photo_runs=1, sample=500)
+                 photo_runs=1, sample=500, rounds=3)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def find_photos(folder: str | None) -> tuple[list[str], str | None]:
     return (photos, None) if photos else ([], f"{path}: holds no photos")
 
 
-def run_child(request: dict[str, Any], folder: Path, number: int,
+def run_child(request: dict[str, Any], folder: Path, number: int | str,
               timeout_s: float) -> dict[str, Any]:
     """Run one measuring process; an error dict when it fails, times out or crashes."""
     req, res = folder / f"request-{number}.json", folder / f"result-{number}.json"
@@ -276,6 +278,38 @@ def _summary(entry: ThreadRun, accuracy: dict[str, Accuracy]) -> str:
     return ", ".join(parts)
 
 
+def head_to_head_record(artifact: str, peer_artifact: str, threads: int, runs: int,
+                        p50_ms: list[float], peer_p50_ms: list[float]) -> HeadToHead:
+    """The ratio of ``p50_ms`` to the peer's, round by round: its median, least and most."""
+    ratios = [a / b for a, b in zip(p50_ms, peer_p50_ms, strict=True)]
+    return HeadToHead(artifact=artifact, peer_artifact=peer_artifact, threads=threads,
+                      runs=runs, p50_ms=list(p50_ms), peer_p50_ms=list(peer_p50_ms),
+                      ratio=float(np.median(ratios)), ratio_min=min(ratios),
+                      ratio_max=max(ratios))
+
+
+def head_to_head(rows: list[Row], options: BenchOptions, folder: Path) -> list[HeadToHead]:
+    """Each of our measured TFLite files against the peer's measured TFLite file, at the
+    first thread count, timed round by round in one process (``child.measure_head_to_head``);
+    empty when either side was not measured."""
+    peer = next((r for r in rows if r.peer and r.format == "tflite" and r.status == "ok"), None)
+    ours = [r for r in rows if not r.peer and r.format == "tflite" and r.status == "ok"]
+    if peer is None or not ours:
+        return []
+    s, threads = options.settings, options.threads[0]
+    request = {"artifacts": [{"path": r.path, "backend": r.backend} for r in (peer, *ours)],
+               "threads": threads, "rounds": s.rounds, "runs": s.runs, "warmup": s.warmup,
+               "seed": options.seed}
+    log.info("timing %d TFLite file(s) against the peer's, %d rounds", len(ours), s.rounds)
+    result = run_child(request, folder, "head-to-head", options.timeout_s)
+    if "error" in result:
+        log.warning("the head-to-head timing failed: %s", result["error"])
+        return []
+    peer_p50, *mine = result["p50_ms"]
+    return [head_to_head_record(row.artifact, peer.artifact, threads, s.runs, p50, peer_p50)
+            for row, p50 in zip(ours, mine, strict=True)]
+
+
 def link_fp32_sources(rows: list[Row]) -> None:
     """Give each quantised row its fp32 source and the accuracy drop: the file its sidecar
     says it was exported from if measured, else the same stem's Keras or same-format fp32."""
@@ -324,6 +358,13 @@ def _notes(rows: list[Row], options: BenchOptions) -> list[str]:
         "(including cropping) and classification (preprocessing and model) timed separately.",
     ]
     if any(r.peer for r in rows):
+        notes.append(f"Against the peer: after every artifact was measured alone, each of our "
+                     f"TFLite files and the peer's TFLite file were loaded in one process and "
+                     f"timed in {s.rounds} rounds at {options.threads[0]} thread(s), every file "
+                     f"in turn within a round ({s.warmup} warm-up and {s.runs} timed calls, the "
+                     f"median kept); the ratio is the median over rounds of a file's median "
+                     f"over the peer's in the same round, so load that comes and goes hits "
+                     f"both alike.")
         notes.append(SELECTION_NOTE)
         notes.append("The peer runs through our harness with its own input spec (64x64 gray, "
                      "(x/255 - 0.5) * 2). We resize with Pillow's bilinear filter where fer "
@@ -353,6 +394,7 @@ def run_benchmark(options: BenchOptions) -> BenchmarkResult:
         store = CropStore(tmp, options.settings.sample, options.seed)
         rows = [measure_target(t, options, sets, store, photos, Path(tmp), progress)
                 for t in targets]
+        pairs = head_to_head(rows, options, Path(tmp))
     link_fp32_sources(rows)
     env.load_average_end = _load_average()
     settings = RunSettings(
@@ -362,4 +404,4 @@ def run_benchmark(options: BenchOptions) -> BenchmarkResult:
         duration_s=round(time.monotonic() - started, 1))
     return BenchmarkResult(environment=env, settings=settings,
                            datasets=[DatasetInfo(**asdict(s)) for s in sets],
-                           notes=_notes(rows, options), rows=rows)
+                           notes=_notes(rows, options), rows=rows, head_to_head=pairs)

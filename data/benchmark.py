@@ -178,6 +178,7 @@ class RunSettings:
     photos: str | None
     photos_reason: str | None
     duration_s: float
+    rounds: int | None = field(default=None, metadata=ADDED_LATER)  # head-to-head rounds
 
 
 @dataclass
@@ -193,6 +194,23 @@ class DatasetInfo:
 
 
 @dataclass
+class HeadToHead:
+    """One of our TFLite files against the peer's, timed in one process round by round: each
+    round times every file of the comparison in turn (``runs`` calls after a warm-up, the
+    median kept), so a change in the machine's load or clock between rounds hits both."""
+
+    artifact: str
+    peer_artifact: str
+    threads: int
+    runs: int                 # timed calls per file per round
+    p50_ms: list[float]       # this file's median per round
+    peer_p50_ms: list[float]  # the peer's median in the same rounds
+    ratio: float              # the median over rounds of p50_ms / peer_p50_ms
+    ratio_min: float
+    ratio_max: float
+
+
+@dataclass
 class BenchmarkResult:
     """The whole of ``benchmark.json``."""
 
@@ -201,6 +219,7 @@ class BenchmarkResult:
     datasets: list[DatasetInfo]
     notes: list[str]
     rows: list[Row]
+    head_to_head: list[HeadToHead] = field(default_factory=list, metadata=ADDED_LATER)
 
     @property
     def primary_dataset(self) -> str:

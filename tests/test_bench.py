@@ -13,9 +13,9 @@ from artifacts import make_keras, make_onnx, make_tflite
 from emotion_edge.benchmarks.peer import FETCH_COMMAND, labels_from_source
 from emotion_edge.benchmarks.plots import PLOTS, pareto_front
 from emotion_edge.benchmarks.report import README_END, README_START, peer_ratios, readme_section
-from emotion_edge.benchmarks.runner import BenchOptions, empty_row
+from emotion_edge.benchmarks.runner import BenchOptions, empty_row, head_to_head_record
 from emotion_edge.benchmarks.targets import given_targets
-from emotion_edge.data.benchmark import BenchmarkResult
+from emotion_edge.data.benchmark import BenchmarkResult, HeadToHead
 from emotion_edge.data.evaluate import evaluate
 from emotion_edge.data.sampling import stratified_indices
 from emotion_edge.runtime.errors import DataError
@@ -381,8 +381,60 @@ def test_headline_ratio_is_default_int8_tflite_against_the_peer_tflite(quick_rep
     assert section.index("default.int8.tflite took 0.75") < section.index(
         "accurate.int8.tflite took 2.25 times the peer's fer-mini-xception.dynamic.tflite per "
         "face on 1 thread(s), in this run (0.900 against 0.400 ms p50).")
+    # with a head-to-head timing, the default's sentence gives its ratio; the accurate's,
+    # without one, keeps the ratio of the p50s measured alone
+    result.head_to_head = [HeadToHead(
+        "default.int8.tflite", "fer-mini-xception.dynamic.tflite", 1, 300,
+        [0.20, 0.22, 0.30], [0.40, 0.50, 0.45], 0.44, 0.44, 0.67)]
+    assert peer_ratios(result) == [
+        "default.int8.tflite took 0.44 times the peer's fer-mini-xception.dynamic.tflite per "
+        "face on 1 thread(s) in this run: the median over 3 rounds timed in turn in one "
+        "process (least 0.44, most 0.67; 0.220 against 0.450 ms); each measured alone in its "
+        "own process, 0.300 against 0.400 ms p50.",
+        "accurate.int8.tflite took 2.25 times the peer's fer-mini-xception.dynamic.tflite per "
+        "face on 1 thread(s), in this run (0.900 against 0.400 ms p50)."]
     result.rows = result.rows[:2]
     assert peer_ratios(result) == []
+
+
+def test_head_to_head_ratio_is_the_median_of_the_rounds_ratios():
+    h = head_to_head_record("a.tflite", "peer.tflite", 1, 100, [1.0, 2.0, 6.0, 3.0],
+                            [2.0, 2.0, 2.0, 4.0])
+    assert (h.ratio, h.ratio_min, h.ratio_max) == (0.875, 0.5, 3.0)  # of 0.5, 1, 3, 0.75
+    with pytest.raises(ValueError):
+        head_to_head_record("a.tflite", "peer.tflite", 1, 100, [1.0], [1.0, 2.0])
+
+
+def test_our_tflite_files_are_timed_against_the_peers_in_one_process(artifacts, tmp_path,
+                                                                      monkeypatch):
+    """A stand-in peer (the tiny fp32 file under the peer's name) in the cache: each of our
+    TFLite files gets a head-to-head record, in the JSON and the report; the same file as
+    the peer's comes out near 1."""
+    from emotion_edge.benchmarks.peer import PEER_FILES, peer_dir
+
+    folder = peer_dir(tmp_path / "cache")
+    folder.mkdir(parents=True)
+    peer_file = next(f for f in PEER_FILES if f.format == "tflite").artifact
+    (folder / peer_file).write_bytes(artifacts["tflite"].read_bytes())
+    sidecar = json.loads(Path(str(artifacts["tflite"]) + ".json").read_text())
+    (folder / (peer_file + ".json")).write_text(json.dumps(sidecar | {"precision": "dynamic"}))
+    monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "report"
+    assert main(["bench", "--quick", "--threads", "1", "--out", str(out), "--models",
+                 str(artifacts["int8"]), str(artifacts["tflite"]), str(artifacts["onnx"])]) == 0
+    result = BenchmarkResult.load(out / "benchmark.json")
+    pairs = {h.artifact: h for h in result.head_to_head}
+    assert sorted(pairs) == ["tiny.fp32.tflite", "tiny.int8.tflite"]  # TFLite files only
+    for h in pairs.values():
+        assert h.peer_artifact == peer_file and h.threads == 1 and h.runs == 50
+        assert len(h.p50_ms) == len(h.peer_p50_ms) == result.settings.rounds == 3
+        ratios = sorted(a / b for a, b in zip(h.p50_ms, h.peer_p50_ms, strict=True))
+        assert h.ratio == pytest.approx(ratios[1], rel=1e-3)  # the JSON keeps 4 decimals
+        assert h.ratio_min == pytest.approx(ratios[0], rel=1e-3)
+    assert 0.33 < pairs["tiny.fp32.tflite"].ratio < 3.0  # the same file as the peer's
+    report = (out / "benchmark.md").read_text()
+    assert "## Against the peer, round by round" in report
+    assert f"| tiny.int8.tflite | {pairs['tiny.int8.tflite'].ratio:.2f} |" in report
 
 
 def test_bundled_stems_are_listed_default_accurate_ferplus(monkeypatch, tmp_path):
