@@ -12,7 +12,7 @@ FERPLUS ?= ../shared/data/ferplus/fer2013new.csv
 PYTEST_ARGS ?=
 PORT   ?= 7860
 
-.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-student train-student-long train-student-ens train-student-views train-accurate train-accurate-sd train-accurate-sd-ema train-accurate-views train-accurate-ba train-ferplus train-ferplus-ema train-ferplus-long checkpoint bundle-default bundle-accurate bundle-ferplus readme compare-quantizers
+.PHONY: demo app-load test test-fast lint fuzz wheel bench peer train-default train-student train-student-long train-student-ens train-student-views train-accurate train-accurate-sd train-accurate-sd-ema train-accurate-views train-accurate-ba train-ferplus train-ferplus-ema train-ferplus-long checkpoint bundle-default bundle-accurate bundle-ferplus readme compare-quantizers compare-stem-rewrite
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -216,6 +216,17 @@ bench: peer
 ## regenerate the README's results section from reports/benchmark.json
 readme: $(VENV)/.stamp-dev
 	$(EE) bench --readme README.md --out reports
+
+## the int8 TFLite files from before the space-to-depth stem (taken from the history) against
+## today's, each timed round by round against the peer's TFLite file -> reports/stem-rewrite/
+STEM_BEFORE := 41fc999
+compare-stem-rewrite: peer
+	mkdir -p .cache/stem-before
+	for n in default accurate; do for f in int8.tflite int8.tflite.json; do \
+	  git show $(STEM_BEFORE):runtime/models/$$n.$$f > .cache/stem-before/$$n-plain.$$f; done; done
+	$(EE) bench --models .cache/stem-before/default-plain.int8.tflite runtime/models/default.int8.tflite \
+	  .cache/stem-before/accurate-plain.int8.tflite runtime/models/accurate.int8.tflite \
+	  --backends litert --threads 1 --data $(DATA) --out reports/stem-rewrite --overwrite
 
 ## the LiteRT quantiser against the converter's int8, on PublicTest (installs it outside the venv)
 compare-quantizers: $(VENV)/.stamp-dev

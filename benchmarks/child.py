@@ -111,23 +111,42 @@ def measure_photos(request: dict[str, Any]) -> dict[str, Any]:
     return {"photos": photos}
 
 
+#: Calls a file gets in a row within a head-to-head round: enough to keep its weights in cache,
+#: few enough that every file's calls spread over the whole round.
+BLOCK = 20
+
+
+def _timed_calls(predictor: Predictor, x: np.ndarray, n: int) -> list[float]:
+    return [_timed_ms(lambda: predictor.predict(x)) for _ in range(n)]
+
+
 def measure_head_to_head(request: dict[str, Any]) -> dict[str, Any]:
-    """Each artifact of ``request["artifacts"]`` loaded in this one process and timed round
-    by round, every file in turn within a round (the first file moves one place each round),
-    ``warmup`` calls then ``runs`` timed calls of ``Predictor.predict`` on one random input;
-    returns each file's median per round, in the order given."""
-    seed = int(request.get("seed", 0))
+    """Each artifact of ``request["artifacts"]`` loaded in this one process and timed against
+    the others: after ``warmup`` calls each, ``rounds`` rounds, in each of which the files take
+    turns in blocks of ``BLOCK`` calls of ``Predictor.predict`` on one random input until each
+    has ``runs`` timed calls (the first file moves one place each block), so a change in the
+    machine's speed reaches every file alike; returns each file's median per round, in the
+    order given."""
+    seed, runs = int(request.get("seed", 0)), request["runs"]
     predictors: list[Predictor] = []
     try:
         for artifact in request["artifacts"]:
             predictors.append(load_predictor(artifact["path"], backend=artifact["backend"],
                                              threads=request["threads"]))
+        inputs = [random_batch(p, 1, seed) for p in predictors]
+        for predictor, x in zip(predictors, inputs, strict=True):
+            _timed_calls(predictor, x, request["warmup"])
+        n, block = len(predictors), max(1, min(BLOCK, runs))
         medians: list[list[float]] = [[] for _ in predictors]
         for round_ in range(request["rounds"]):
-            for k in range(len(predictors)):
-                i = (round_ + k) % len(predictors)
-                stats = measure_latency(predictors[i], request["warmup"], request["runs"], seed)
-                medians[i].append(stats["p50_ms"])
+            samples: list[list[float]] = [[] for _ in predictors]
+            for turn in range(-(-runs // block)):
+                for k in range(n):
+                    i = (round_ + turn + k) % n
+                    samples[i] += _timed_calls(predictors[i], inputs[i],
+                                               min(block, runs - len(samples[i])))
+            for i, timed in enumerate(samples):
+                medians[i].append(float(np.median(timed)))
     finally:
         for predictor in predictors:
             predictor.close()

@@ -171,8 +171,8 @@ def head_to_head_table(result: BenchmarkResult) -> list[str]:
              _f(median(h.p50_ms), 3), _f(median(h.peer_p50_ms), 3)]
             for h in result.head_to_head]
     return [f"Each file against {first.peer_artifact} (peer) on {first.threads} thread(s), "
-            f"{len(first.p50_ms)} rounds of {first.runs} timed calls a file, every file in "
-            "turn within a round.", "",
+            f"{len(first.p50_ms)} rounds of {first.runs} timed calls a file, the files taking "
+            "turns within a round (see the notes).", "",
             *_table(["artifact", "x the peer (median)", "least", "most",
                      "p50 ms (median over rounds)", "peer p50 ms"], rows)]
 

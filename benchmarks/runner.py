@@ -42,6 +42,7 @@ from ..runtime.errors import DataError
 from ..runtime.formats import BACKENDS
 from ..runtime.image import IMAGE_SUFFIXES
 from ..runtime.sidecar import InputSpec
+from .child import BLOCK
 from .datasets import FERPLUS_SET, CropStore, EvalSet, eval_sets
 from .peer import SELECTION_NOTE
 from .targets import Target, select_targets
@@ -360,11 +361,12 @@ def _notes(rows: list[Row], options: BenchOptions) -> list[str]:
     if any(r.peer for r in rows):
         notes.append(f"Against the peer: after every artifact was measured alone, each of our "
                      f"TFLite files and the peer's TFLite file were loaded in one process and "
-                     f"timed in {s.rounds} rounds at {options.threads[0]} thread(s), every file "
-                     f"in turn within a round ({s.warmup} warm-up and {s.runs} timed calls, the "
-                     f"median kept); the ratio is the median over rounds of a file's median "
-                     f"over the peer's in the same round, so load that comes and goes hits "
-                     f"both alike.")
+                     f"timed in {s.rounds} rounds at {options.threads[0]} thread(s); within a "
+                     f"round the files take turns in blocks of {BLOCK} calls until each has "
+                     f"{s.runs} timed calls (after {s.warmup} warm-up calls each), and the "
+                     f"median is kept; the ratio is the median over rounds of a file's median "
+                     f"over the peer's in the same round, so a change in the machine's speed "
+                     f"reaches both alike.")
         notes.append(SELECTION_NOTE)
         notes.append("The peer runs through our harness with its own input spec (64x64 gray, "
                      "(x/255 - 0.5) * 2). We resize with Pillow's bilinear filter where fer "

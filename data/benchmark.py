@@ -195,9 +195,9 @@ class DatasetInfo:
 
 @dataclass
 class HeadToHead:
-    """One of our TFLite files against the peer's, timed in one process round by round: each
-    round times every file of the comparison in turn (``runs`` calls after a warm-up, the
-    median kept), so a change in the machine's load or clock between rounds hits both."""
+    """One of our TFLite files against the peer's, timed in one process round by round: in
+    each round the files of the comparison take turns in short blocks of calls until each has
+    ``runs`` (the median kept), so a change in the machine's speed reaches both alike."""
 
     artifact: str
     peer_artifact: str
