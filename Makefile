@@ -217,16 +217,18 @@ bench: peer
 readme: $(VENV)/.stamp-dev
 	$(EE) bench --readme README.md --out reports
 
-## the int8 TFLite files from before the space-to-depth stem (taken from the history) against
-## today's, each timed round by round against the peer's TFLite file -> reports/stem-rewrite/
+## the int8 TFLite and ONNX files from before the space-to-depth stem (taken from the history)
+## against today's, each timed round by round against the peer's TFLite file
+## -> reports/stem-rewrite/
 STEM_BEFORE := 41fc999
+STEM_FILES := default.int8.tflite default.int8.onnx accurate.int8.tflite accurate.int8.onnx
 compare-stem-rewrite: peer
 	mkdir -p .cache/stem-before
-	for n in default accurate; do for f in int8.tflite int8.tflite.json; do \
-	  git show $(STEM_BEFORE):runtime/models/$$n.$$f > .cache/stem-before/$$n-plain.$$f; done; done
-	$(EE) bench --models .cache/stem-before/default-plain.int8.tflite runtime/models/default.int8.tflite \
-	  .cache/stem-before/accurate-plain.int8.tflite runtime/models/accurate.int8.tflite \
-	  --backends litert --threads 1 --data $(DATA) --out reports/stem-rewrite --overwrite
+	$(foreach f,$(STEM_FILES),$(foreach s,"" .json,git show $(STEM_BEFORE):runtime/models/$(f)$(s) \
+	  > .cache/stem-before/$(subst .int8,-plain.int8,$(f))$(s) &&)) true
+	$(EE) bench --models $(foreach f,$(STEM_FILES),.cache/stem-before/$(subst .int8,-plain.int8,$(f)) \
+	  runtime/models/$(f)) --backends litert onnxruntime --threads 1 --data $(DATA) \
+	  --out reports/stem-rewrite --overwrite
 
 ## the LiteRT quantiser against the converter's int8, on PublicTest (installs it outside the venv)
 compare-quantizers: $(VENV)/.stamp-dev

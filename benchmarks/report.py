@@ -163,9 +163,11 @@ def speed_table(result: BenchmarkResult) -> list[str]:
 
 
 def head_to_head_table(result: BenchmarkResult) -> list[str]:
-    """Our TFLite files against the peer's, timed round by round in one process."""
+    """Our files (all but Keras) against the peer's TFLite file, timed round by round in
+    one process."""
     if not result.head_to_head:
-        return ["Not measured: the run had no measured peer TFLite file, or none of ours."]
+        return ["Not measured: the run had no measured peer TFLite file, or no file of ours "
+                "besides Keras ones."]
     first = result.head_to_head[0]
     rows = [[h.artifact, _f(h.ratio), _f(h.ratio_min), _f(h.ratio_max),
              _f(median(h.p50_ms), 3), _f(median(h.peer_p50_ms), 3)]
@@ -267,8 +269,8 @@ def peer_ratios(result: BenchmarkResult) -> list[str]:
     sentences = []
     for row in ours:
         a = row.threads[threads].latency.p50_ms
-        if row.artifact in pairs:
-            sentences.append(_head_to_head_sentence(pairs[row.artifact], a, b))
+        if row.name in pairs:
+            sentences.append(_head_to_head_sentence(pairs[row.name], a, b))
         elif a is not None:
             sentences.append(f"{row.artifact} took {a / b:.2f} times the peer's {peer.artifact} "
                              f"per face on {threads} thread(s), in this run ({a:.3f} against "

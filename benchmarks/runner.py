@@ -290,24 +290,25 @@ def head_to_head_record(artifact: str, peer_artifact: str, threads: int, runs: i
 
 
 def head_to_head(rows: list[Row], options: BenchOptions, folder: Path) -> list[HeadToHead]:
-    """Each of our measured TFLite files against the peer's measured TFLite file, at the
-    first thread count, timed round by round in one process (``child.measure_head_to_head``);
-    empty when either side was not measured."""
+    """Each of our measured files but the Keras ones (TFLite, ONNX, OpenVINO, on each backend
+    measured) against the peer's measured TFLite file, at the first thread count, timed round
+    by round in one process (``child.measure_head_to_head``); empty when either side was not
+    measured."""
     peer = next((r for r in rows if r.peer and r.format == "tflite" and r.status == "ok"), None)
-    ours = [r for r in rows if not r.peer and r.format == "tflite" and r.status == "ok"]
+    ours = [r for r in rows if not r.peer and r.format != "keras" and r.status == "ok"]
     if peer is None or not ours:
         return []
     s, threads = options.settings, options.threads[0]
     request = {"artifacts": [{"path": r.path, "backend": r.backend} for r in (peer, *ours)],
                "threads": threads, "rounds": s.rounds, "runs": s.runs, "warmup": s.warmup,
                "seed": options.seed}
-    log.info("timing %d TFLite file(s) against the peer's, %d rounds", len(ours), s.rounds)
+    log.info("timing %d file(s) against the peer's TFLite file, %d rounds", len(ours), s.rounds)
     result = run_child(request, folder, "head-to-head", options.timeout_s)
     if "error" in result:
         log.warning("the head-to-head timing failed: %s", result["error"])
         return []
     peer_p50, *mine = result["p50_ms"]
-    return [head_to_head_record(row.artifact, peer.artifact, threads, s.runs, p50, peer_p50)
+    return [head_to_head_record(row.name, peer.artifact, threads, s.runs, p50, peer_p50)
             for row, p50 in zip(ours, mine, strict=True)]
 
 
@@ -360,7 +361,8 @@ def _notes(rows: list[Row], options: BenchOptions) -> list[str]:
     ]
     if any(r.peer for r in rows):
         notes.append(f"Against the peer: after every artifact was measured alone, each of our "
-                     f"TFLite files and the peer's TFLite file were loaded in one process and "
+                     f"files but the Keras ones and the peer's TFLite file were loaded in one "
+                     f"process and "
                      f"timed in {s.rounds} rounds at {options.threads[0]} thread(s); within a "
                      f"round the files take turns in blocks of {BLOCK} calls until each has "
                      f"{s.runs} timed calls (after {s.warmup} warm-up calls each), and the "

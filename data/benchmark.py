@@ -195,7 +195,8 @@ class DatasetInfo:
 
 @dataclass
 class HeadToHead:
-    """One of our TFLite files against the peer's, timed in one process round by round: in
+    """One of our files (by its row's name) against the peer's TFLite file, timed in one
+    process round by round: in
     each round the files of the comparison take turns in short blocks of calls until each has
     ``runs`` (the median kept), so a change in the machine's speed reaches both alike."""
 

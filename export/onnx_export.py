@@ -88,6 +88,10 @@ def convert_onnx(model, precision: str, out_path: Path,
 
 
 def export_onnx(job: ExportJob) -> dict[str, Any]:
-    """The registry's exporter for ONNX fp32 and int8."""
-    convert_onnx(job.model, job.row.precision, job.out, job.calibration)
-    return {}
+    """The registry's exporter for ONNX fp32 and int8; int8 converts the space-to-depth stem
+    where it applies, as the TFLite int8 export does (``rewrite.int8_graph``)."""
+    from .rewrite import int8_graph
+
+    model, added = int8_graph(job.model, job.row.precision)
+    convert_onnx(model, job.row.precision, job.out, job.calibration)
+    return added

@@ -70,15 +70,11 @@ def export_tflite(job: ExportJob) -> dict[str, Any]:
     """The registry's exporter for TFLite fp32, fp16, dynamic and int8.
 
     An int8 export of a model with a stride-2 stem converts the equivalent graph of
-    ``rewrite.space_to_depth_stem`` (about a third less time a face under XNNPACK; the float
-    precisions gain nothing from it) and records so in the sidecar (``export.graph``)."""
-    model, added = job.model, {}
-    if job.row.precision == "int8":
-        from .rewrite import SPACE_TO_DEPTH_STEM, space_to_depth_stem
+    ``rewrite.space_to_depth_stem`` (less time a face under XNNPACK: ``make
+    compare-stem-rewrite``) and records so in the sidecar (``export.graph``)."""
+    from .rewrite import int8_graph
 
-        rewritten = space_to_depth_stem(job.model)
-        if rewritten is not None:
-            model, added = rewritten, {"graph": SPACE_TO_DEPTH_STEM}
+    model, added = int8_graph(job.model, job.row.precision)
     int8_io = job.options.int8_io and job.row.precision == "int8"
     job.out.write_bytes(convert_tflite(model, job.row.precision, job.calibration, int8_io))
     return {"io": "int8" if int8_io else "float32", **added}

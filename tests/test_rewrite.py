@@ -8,6 +8,8 @@ from the identity so a wrong fold, tap or channel order shows.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -147,4 +149,40 @@ def test_the_int8_export_converts_the_rewritten_graph(tmp_path):
     got, ops = run(rewritten, x)
     baseline, plain_ops = run(plain, x)
     assert "SPACE_TO_DEPTH" in ops and "SPACE_TO_DEPTH" not in plain_ops
+    assert np.abs(got - reference).max() <= max(2 * np.abs(baseline - reference).max(), 0.02)
+
+
+def test_the_onnx_int8_export_converts_the_rewritten_graph(tmp_path):
+    """ONNX int8 takes the same graph (a SpaceToDepth node), ONNX fp32 the trained one; the
+    int8 file stays as close to the float model as the plain graph's int8 file."""
+    pytest.importorskip("tf2onnx")
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from emotion_edge.export.onnx_export import convert_onnx, export_onnx
+
+    model = stem_model()
+    calibration = sample_batch(32, seed=1)
+
+    def export(precision: str) -> tuple[dict, Path]:
+        out = tmp_path / f"m.{precision}.onnx"
+        job = ExportJob(row=find_format("onnx", precision), model=model, source_path=out,
+                        out=out, calibration=calibration, data_path=None,
+                        options=ExportOptions())
+        return export_onnx(job), out
+
+    added, rewritten = export("int8")
+    assert added == {"graph": SPACE_TO_DEPTH_STEM}
+    assert export("fp32")[0] == {}
+    plain = tmp_path / "plain.int8.onnx"
+    convert_onnx(model, "int8", plain, calibration)
+
+    def run(path: Path, x: np.ndarray) -> tuple[np.ndarray, set[str]]:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+        return session.run(None, {session.get_inputs()[0].name: x})[0], ops
+
+    x = sample_batch(16, seed=2)
+    reference = model.predict_on_batch(x)
+    (got, ops), (baseline, plain_ops) = run(rewritten, x), run(plain, x)
+    assert "SpaceToDepth" in ops and "SpaceToDepth" not in plain_ops
     assert np.abs(got - reference).max() <= max(2 * np.abs(baseline - reference).max(), 0.02)

@@ -400,7 +400,11 @@ def test_a_tflite_that_crashes_litert_is_a_load_error(models, tmp_path):
     if not bundled_int8.is_file():
         pytest.skip("no bundled int8 model to mutate")
     path = copy_artifact(bundled_int8, tmp_path / "bad.int8.tflite")
-    set_operator_input(path, operator=1, slot=1, value=-1)  # the first convolution's weights
+    from ai_edge_litert.interpreter import Interpreter
+
+    ops = Interpreter(model_path=str(path))._get_ops_details()  # read, not run
+    first_conv = next(op["index"] for op in ops if op["op_name"] == "CONV_2D")
+    set_operator_input(path, operator=first_conv, slot=1, value=-1)  # its weights
     edit_sidecar(path, sha256=sha256_of(path))  # a hostile file comes with a matching sidecar
     direct = subprocess.run([sys.executable, "-c", (
         "import sys, numpy as np; from ai_edge_litert.interpreter import Interpreter\n"
