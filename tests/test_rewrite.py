@@ -22,8 +22,8 @@ from artifacts import sample_batch  # noqa: E402
 from conftest import build_tiny_keras  # noqa: E402
 from emotion_edge.export.exporter import ExportJob, ExportOptions  # noqa: E402
 from emotion_edge.export.rewrite import SPACE_TO_DEPTH_STEM, space_to_depth_stem  # noqa: E402
-from emotion_edge.export.tflite import convert_tflite, export_tflite  # noqa: E402
-from emotion_edge.runtime.formats import find_format  # noqa: E402
+from emotion_edge.export.tflite import convert_tflite  # noqa: E402
+from emotion_edge.runtime.formats import find_format, import_object  # noqa: E402
 from emotion_edge.train.models import build_model  # noqa: E402
 
 
@@ -115,24 +115,26 @@ def test_other_models_are_left_alone(build):
     assert space_to_depth_stem(build()) is None
 
 
+def _export(fmt: str, precision: str, model, calibration, folder: Path) -> tuple[dict, Path]:
+    """Run the registry's exporter of ``fmt``/``precision`` on ``model``; what it adds to the
+    sidecar, and the file."""
+    row = find_format(fmt, precision)
+    out = folder / f"m.{precision}.{fmt}"
+    job = ExportJob(row=row, model=model, source_path=out, out=out, calibration=calibration,
+                    data_path=None, options=ExportOptions())
+    return dict(import_object(row.exporter)(job) or {}), out
+
+
 def test_the_int8_export_converts_the_rewritten_graph(tmp_path):
     """The registry's TFLite exporter rewrites int8 only, records it, and the int8 file stays
     as close to the float model as the plain graph's int8 file."""
     from ai_edge_litert.interpreter import Interpreter
 
-    model = stem_model()
-    calibration = sample_batch(32, seed=1)
-
-    def export(precision: str) -> tuple[dict, bytes]:
-        out = tmp_path / f"m.{precision}.tflite"
-        job = ExportJob(row=find_format("tflite", precision), model=model, source_path=out,
-                        out=out, calibration=calibration, data_path=None,
-                        options=ExportOptions())
-        return export_tflite(job), out.read_bytes()
-
-    added, rewritten = export("int8")
+    model, calibration = stem_model(), sample_batch(32, seed=1)
+    added, path = _export("tflite", "int8", model, calibration, tmp_path)
+    rewritten = path.read_bytes()
     assert added["graph"] == SPACE_TO_DEPTH_STEM
-    assert "graph" not in export("fp32")[0]
+    assert "graph" not in _export("tflite", "fp32", model, calibration, tmp_path)[0]
     plain = convert_tflite(model, "int8", calibration)
 
     def run(flatbuffer: bytes, x: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -158,21 +160,12 @@ def test_the_onnx_int8_export_converts_the_rewritten_graph(tmp_path):
     pytest.importorskip("tf2onnx")
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from emotion_edge.export.onnx_export import convert_onnx, export_onnx
+    from emotion_edge.export.onnx_export import convert_onnx
 
-    model = stem_model()
-    calibration = sample_batch(32, seed=1)
-
-    def export(precision: str) -> tuple[dict, Path]:
-        out = tmp_path / f"m.{precision}.onnx"
-        job = ExportJob(row=find_format("onnx", precision), model=model, source_path=out,
-                        out=out, calibration=calibration, data_path=None,
-                        options=ExportOptions())
-        return export_onnx(job), out
-
-    added, rewritten = export("int8")
+    model, calibration = stem_model(), sample_batch(32, seed=1)
+    added, rewritten = _export("onnx", "int8", model, calibration, tmp_path)
     assert added == {"graph": SPACE_TO_DEPTH_STEM}
-    assert export("fp32")[0] == {}
+    assert _export("onnx", "fp32", model, calibration, tmp_path)[0] == {}
     plain = tmp_path / "plain.int8.onnx"
     convert_onnx(model, "int8", plain, calibration)
 
