@@ -362,9 +362,9 @@ def _notes(rows: list[Row], options: BenchOptions) -> list[str]:
     if any(r.peer for r in rows):
         notes.append(f"Against the peer: after every artifact was measured alone, each of our "
                      f"files but the Keras ones and the peer's TFLite file were loaded in one "
-                     f"process and "
-                     f"timed in {s.rounds} rounds at {options.threads[0]} thread(s); within a "
-                     f"round the files take turns in blocks of {BLOCK} calls until each has "
+                     f"process and timed in {s.rounds} rounds at {options.threads[0]} "
+                     f"thread(s); within a round the files take turns in blocks of {BLOCK} "
+                     f"calls until each has "
                      f"{s.runs} timed calls (after {s.warmup} warm-up calls each), and the "
                      f"median is kept; the ratio is the median over rounds of a file's median "
                      f"over the peer's in the same round, so a change in the machine's speed "

@@ -196,9 +196,9 @@ class DatasetInfo:
 @dataclass
 class HeadToHead:
     """One of our files (by its row's name) against the peer's TFLite file, timed in one
-    process round by round: in
-    each round the files of the comparison take turns in short blocks of calls until each has
-    ``runs`` (the median kept), so a change in the machine's speed reaches both alike."""
+    process round by round: in each round the files of the comparison take turns in short
+    blocks of calls until each has ``runs`` (the median kept), so a change in the machine's
+    speed reaches both alike."""
 
     artifact: str
     peer_artifact: str
