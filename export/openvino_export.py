@@ -34,12 +34,17 @@ def onnx_to_openvino(onnx_path: Path, out_xml: Path) -> None:
 
 
 def export_openvino(job: ExportJob) -> dict[str, Any]:
-    """The registry's exporter for OpenVINO IR fp32 and int8."""
+    """The registry's exporter for OpenVINO IR fp32 and int8; int8 is converted from the same
+    graph as the int8 ONNX export (``rewrite.int8_graph``), so the IR and the ONNX file
+    compute alike."""
+    from .rewrite import int8_graph
+
     precision = job.row.precision
     if precision not in ("fp32", "int8"):
         raise ExportError(f"OpenVINO export has no precision {precision!r}")
+    model, added = int8_graph(job.model, precision)
     with tempfile.TemporaryDirectory(dir=job.out.parent, prefix=".openvino-onnx-") as tmp:
         onnx_path = Path(tmp) / f"model.{precision}.onnx"
-        convert_onnx(job.model, precision, onnx_path, job.calibration)
+        convert_onnx(model, precision, onnx_path, job.calibration)
         onnx_to_openvino(onnx_path, job.out)
-    return {}
+    return added

@@ -8,6 +8,7 @@ from the identity so a wrong fold, tap or channel order shows.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from conftest import build_tiny_keras  # noqa: E402
 from emotion_edge.export.exporter import ExportJob, ExportOptions  # noqa: E402
 from emotion_edge.export.rewrite import SPACE_TO_DEPTH_STEM, space_to_depth_stem  # noqa: E402
 from emotion_edge.export.tflite import convert_tflite  # noqa: E402
-from emotion_edge.runtime.formats import find_format, import_object  # noqa: E402
+from emotion_edge.runtime.formats import artifact_name, find_format, import_object  # noqa: E402
 from emotion_edge.train.models import build_model  # noqa: E402
 
 
@@ -119,7 +120,7 @@ def _export(fmt: str, precision: str, model, calibration, folder: Path) -> tuple
     """Run the registry's exporter of ``fmt``/``precision`` on ``model``; what it adds to the
     sidecar, and the file."""
     row = find_format(fmt, precision)
-    out = folder / f"m.{precision}.{fmt}"
+    out = folder / artifact_name("m", row)
     job = ExportJob(row=row, model=model, source_path=out, out=out, calibration=calibration,
                     data_path=None, options=ExportOptions())
     return dict(import_object(row.exporter)(job) or {}), out
@@ -166,6 +167,8 @@ def test_the_onnx_int8_export_converts_the_rewritten_graph(tmp_path):
     added, rewritten = _export("onnx", "int8", model, calibration, tmp_path)
     assert added == {"graph": SPACE_TO_DEPTH_STEM}
     assert _export("onnx", "fp32", model, calibration, tmp_path)[0] == {}
+    if importlib.util.find_spec("openvino"):  # the int8 IR is converted from the same graph
+        assert _export("openvino", "int8", model, calibration, tmp_path)[0] == added
     plain = tmp_path / "plain.int8.onnx"
     convert_onnx(model, "int8", plain, calibration)
 
