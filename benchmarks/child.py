@@ -71,11 +71,14 @@ def random_batch(predictor: Predictor, n: int, seed: int) -> np.ndarray:
     return prepare_batch(list(crops), spec)
 
 
+def _timed_calls(predictor: Predictor, x: np.ndarray, n: int) -> list[float]:
+    return [_timed_ms(lambda: predictor.predict(x)) for _ in range(n)]
+
+
 def measure_latency(predictor: Predictor, warmup: int, runs: int, seed: int) -> dict[str, Any]:
     x = random_batch(predictor, 1, seed)
-    for _ in range(warmup):
-        predictor.predict(x)
-    samples = [_timed_ms(lambda: predictor.predict(x)) for _ in range(runs)]
+    _timed_calls(predictor, x, warmup)
+    samples = _timed_calls(predictor, x, runs)
     return {**latency_stats(samples), "warmup": warmup, "runs": runs, "samples_ms": samples}
 
 
@@ -114,10 +117,6 @@ def measure_photos(request: dict[str, Any]) -> dict[str, Any]:
 #: Calls a file gets in a row within a head-to-head round: enough to keep its weights in cache,
 #: few enough that every file's calls spread over the whole round.
 BLOCK = 20
-
-
-def _timed_calls(predictor: Predictor, x: np.ndarray, n: int) -> list[float]:
-    return [_timed_ms(lambda: predictor.predict(x)) for _ in range(n)]
 
 
 def measure_head_to_head(request: dict[str, Any]) -> dict[str, Any]:
